@@ -6,7 +6,7 @@
 //! Nothing here touches the host: paths are as written in manifest and policy and
 //! are resolved (without following symlinks out of their tree) by the supervisor.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// Which document a value came from, and where in it (a JSON pointer).
@@ -53,7 +53,7 @@ impl<T> Sourced<T> {
 
 /// Kernel isolation layers. A layer the host lacks is a refusal unless the policy
 /// lists it under `sandbox.degradable_layers`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Layer {
     Namespaces,

@@ -1,0 +1,249 @@
+//! The seccomp allowlist every plugin gets: what a Rust std binary and CPython 3.11
+//! need, and nothing that reaches outside the sandbox. Names are x86_64 syscall names
+//! (legacy calls such as `open` or `stat` included); a compiler for another
+//! architecture skips the names that architecture lacks.
+//!
+//! Deliberately NOT allowed (anything absent is denied with the policy's default action):
+//!
+//! | syscalls | why not |
+//! |---|---|
+//! | ptrace, process_vm_readv, process_vm_writev, pidfd_getfd, pidfd_open, kcmp | inspect or steal from other processes |
+//! | mount, umount2, pivot_root, chroot, fsopen, fsconfig, fsmount, fspick, move_mount, open_tree, mount_setattr | reshape the file system the sandbox was built on |
+//! | unshare, setns, clone3 (ENOSYS so libc falls back to clone, whose flags are filtered) | new or foreign namespaces, escape hatches past user-ns restrictions |
+//! | io_uring_setup, io_uring_enter, io_uring_register | bypasses seccomp for the operations it queues |
+//! | bpf, perf_event_open, userfaultfd | large kernel attack surface, side channels, race amplifiers |
+//! | keyctl, add_key, request_key | the kernel keyring is not namespaced |
+//! | kexec_load, kexec_file_load, init_module, finit_module, delete_module, iopl, ioperm | kernel and hardware control |
+//! | swapon, swapoff, reboot, syslog, acct, quotactl, vhangup | host administration |
+//! | sethostname, setdomainname, settimeofday, clock_settime, adjtimex | host identity and time |
+//! | personality | can disable ASLR and change syscall semantics |
+//! | name_to_handle_at, open_by_handle_at, lookup_dcookie | open files by handle, bypassing path checks |
+//! | setpriority, vfork, rt_sigqueueinfo, memfd_create, chmod, creat, setsid | not needed by the baseline runtimes |
+
+use crate::spec::{ArgFilter, Origin, SyscallRule};
+
+/// Origin of every baseline entry.
+pub const BASELINE_ORIGIN: &str = "seccomp baseline";
+
+/// Syscalls answered with ENOSYS instead of the default action.
+pub const ENOSYS_SYSCALLS: [&str; 1] = ["clone3"];
+
+const AF_UNIX: u32 = 1;
+const TIOCSTI: u32 = 0x5412;
+const TIOCLINUX: u32 = 0x541C;
+
+/// Namespace flags `clone` may not carry. CLONE_NEWTIME (0x80) is left out: it shares
+/// bits with the exit-signal byte of `clone`'s flags.
+pub const CLONE_NAMESPACE_FLAGS: [(&str, u64); 7] = [
+    ("CLONE_NEWNS", 0x0002_0000),
+    ("CLONE_NEWCGROUP", 0x0200_0000),
+    ("CLONE_NEWUTS", 0x0400_0000),
+    ("CLONE_NEWIPC", 0x0800_0000),
+    ("CLONE_NEWUSER", 0x1000_0000),
+    ("CLONE_NEWPID", 0x2000_0000),
+    ("CLONE_NEWNET", 0x4000_0000),
+];
+
+/// Allowed without argument filters.
+#[rustfmt::skip]
+const UNFILTERED: &[&str] = &[
+    // file descriptors and I/O
+    "read", "write", "readv", "writev", "pread64", "pwrite64", "open", "openat", "close",
+    "close_range", "lseek", "dup", "dup2", "dup3", "pipe", "pipe2", "fcntl", "flock", "fadvise64",
+    "ftruncate", "truncate", "fsync", "fdatasync",
+    // metadata and directories
+    "fstat", "stat", "lstat", "newfstatat", "statx", "statfs", "fstatfs", "access", "faccessat",
+    "faccessat2", "readlink", "readlinkat", "getdents64", "getcwd", "chdir", "fchdir", "mkdir",
+    "mkdirat", "unlink", "unlinkat", "rename", "renameat", "renameat2", "rmdir", "fchmod",
+    "utimensat", "umask",
+    // memory
+    "mmap", "mprotect", "munmap", "mremap", "madvise", "brk", "mincore", "membarrier",
+    // signals (Landlock scopes kill/tgkill/tkill to the sandbox)
+    "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigsuspend", "rt_sigtimedwait",
+    "sigaltstack", "kill", "tgkill", "tkill", "restart_syscall",
+    // polling, waiting, timers
+    "poll", "ppoll", "select", "pselect6", "epoll_create1", "epoll_ctl", "epoll_wait",
+    "epoll_pwait", "eventfd2", "futex", "set_robust_list", "get_robust_list", "wait4", "waitid",
+    "pause", "nanosleep", "clock_nanosleep", "alarm", "getitimer", "setitimer",
+    // identity and process information
+    "getpid", "gettid", "getppid", "getuid", "geteuid", "getgid", "getegid", "getgroups",
+    "getresuid", "getresgid", "getpgrp", "getpgid", "getsid", "getpriority", "uname", "sysinfo",
+    "prlimit64", "getrlimit", "sched_yield", "sched_getaffinity", "sched_getparam",
+    "sched_getscheduler",
+    // process lifecycle and thread setup
+    "execve", "exit", "exit_group", "set_tid_address", "rseq", "arch_prctl", "prctl",
+    // time and randomness
+    "clock_gettime", "clock_getres", "gettimeofday", "time", "getrandom",
+    // sockets: socket() itself is limited to AF_UNIX below, and the net namespace has only lo
+    "socketpair", "getsockname", "getpeername", "sendto", "recvfrom", "sendmsg", "recvmsg",
+    "shutdown", "getsockopt", "setsockopt", "accept", "accept4", "bind", "listen", "connect",
+];
+
+/// The baseline allowlist, in a stable order: unfiltered calls, then filtered ones.
+pub fn baseline() -> Vec<SyscallRule> {
+    let mut rules: Vec<SyscallRule> = UNFILTERED.iter().map(|name| rule(name, Vec::new())).collect();
+    rules.push(rule(
+        "socket",
+        vec![ArgFilter::OneOf { index: 0, values: vec![AF_UNIX], names: vec!["AF_UNIX".to_owned()] }],
+    ));
+    rules.push(rule(
+        "ioctl",
+        vec![ArgFilter::NoneOf {
+            index: 1,
+            values: vec![TIOCSTI, TIOCLINUX],
+            names: vec!["TIOCSTI".to_owned(), "TIOCLINUX".to_owned()],
+        }],
+    ));
+    rules.push(rule(
+        "clone",
+        vec![ArgFilter::MaskClear {
+            index: 0,
+            mask: CLONE_NAMESPACE_FLAGS.iter().fold(0, |mask, (_, bit)| mask | bit),
+            names: CLONE_NAMESPACE_FLAGS.iter().map(|(name, _)| (*name).to_owned()).collect(),
+        }],
+    ));
+    rules
+}
+
+fn rule(name: &str, filters: Vec<ArgFilter>) -> SyscallRule {
+    SyscallRule { name: name.to_owned(), filters, origin: Origin::builtin(BASELINE_ORIGIN) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    fn names() -> Vec<String> {
+        baseline().into_iter().map(|r| r.name).collect()
+    }
+
+    #[test]
+    fn no_name_is_listed_twice() {
+        let names = names();
+        let unique: HashSet<_> = names.iter().collect();
+        assert_eq!(unique.len(), names.len());
+    }
+
+    #[test]
+    fn dangerous_syscalls_are_absent() {
+        let names = names();
+        for denied in [
+            "ptrace",
+            "process_vm_readv",
+            "process_vm_writev",
+            "pidfd_getfd",
+            "pidfd_open",
+            "mount",
+            "umount2",
+            "pivot_root",
+            "chroot",
+            "fsopen",
+            "fsconfig",
+            "fsmount",
+            "fspick",
+            "move_mount",
+            "open_tree",
+            "mount_setattr",
+            "unshare",
+            "setns",
+            "clone3",
+            "io_uring_setup",
+            "io_uring_enter",
+            "io_uring_register",
+            "bpf",
+            "perf_event_open",
+            "userfaultfd",
+            "keyctl",
+            "add_key",
+            "request_key",
+            "kexec_load",
+            "kexec_file_load",
+            "init_module",
+            "finit_module",
+            "delete_module",
+            "iopl",
+            "ioperm",
+            "swapon",
+            "swapoff",
+            "reboot",
+            "syslog",
+            "acct",
+            "quotactl",
+            "sethostname",
+            "setdomainname",
+            "settimeofday",
+            "clock_settime",
+            "adjtimex",
+            "personality",
+            "name_to_handle_at",
+            "open_by_handle_at",
+            "lookup_dcookie",
+            "kcmp",
+            "vhangup",
+            "setpriority",
+            "vfork",
+            "rt_sigqueueinfo",
+            "memfd_create",
+            "chmod",
+            "creat",
+            "setsid",
+        ] {
+            assert!(!names.iter().any(|n| n == denied), "{denied} must not be allowed");
+        }
+    }
+
+    #[test]
+    fn runtime_essentials_are_present() {
+        let names = names();
+        for needed in [
+            "execve",
+            "exit_group",
+            "mmap",
+            "futex",
+            "clone",
+            "rt_sigreturn",
+            "openat",
+            "read",
+            "write",
+            "getrandom",
+            "sched_getaffinity",
+            "rseq",
+            "recvmsg",
+            "sendmsg",
+            "poll",
+        ] {
+            assert!(names.iter().any(|n| n == needed), "{needed} missing");
+        }
+    }
+
+    #[test]
+    fn socket_is_unix_only() {
+        let socket = baseline().into_iter().find(|r| r.name == "socket").unwrap();
+        assert_eq!(socket.filters, vec![ArgFilter::OneOf { index: 0, values: vec![1], names: vec!["AF_UNIX".into()] }]);
+    }
+
+    #[test]
+    fn ioctl_denies_terminal_injection() {
+        let ioctl = baseline().into_iter().find(|r| r.name == "ioctl").unwrap();
+        let ArgFilter::NoneOf { index, values, .. } = &ioctl.filters[0] else { panic!("wrong filter") };
+        assert_eq!((*index, values.as_slice()), (1, [0x5412, 0x541C].as_slice()));
+    }
+
+    #[test]
+    fn clone_mask_has_every_namespace_flag_but_not_newtime() {
+        let clone = baseline().into_iter().find(|r| r.name == "clone").unwrap();
+        let ArgFilter::MaskClear { index, mask, names } = &clone.filters[0] else { panic!("wrong filter") };
+        assert_eq!(*index, 0);
+        assert_eq!(*mask, 0x7E02_0000);
+        assert_eq!(mask & 0x80, 0, "CLONE_NEWTIME overlaps the exit signal");
+        assert_eq!(mask & 0xff, 0, "the exit-signal byte must stay free");
+        assert_eq!(names.len(), 7);
+    }
+
+    #[test]
+    fn every_entry_names_the_baseline() {
+        assert!(baseline().iter().all(|r| r.origin == Origin::builtin(BASELINE_ORIGIN)));
+        assert_eq!(ENOSYS_SYSCALLS, ["clone3"]);
+    }
+}
