@@ -2,9 +2,10 @@
 //! by the parent (the launcher) before clone so the child does no path resolution,
 //! no policy logic and no heavy allocation.
 //!
-//! Host paths the child must bind are passed as `O_PATH` fds opened by the parent
-//! (resolved there without following symlinks out of their tree), so the child never
-//! walks a host path by name and needs no search permission on host directories.
+//! Host paths the child must bind are passed as fds prepared by the parent (resolved
+//! there without following symlinks out of their tree, then detached as mount trees
+//! with [`crate::mount_source::detached_tree`]), so the child never walks a host path
+//! by name and needs no search permission on host directories.
 
 use std::ffi::CString;
 use std::os::fd::RawFd;
@@ -17,15 +18,18 @@ pub enum RootOp {
     Dir { at: CString },
     /// Create a symlink `at -> target` (recreates host symlinks such as `/lib64 -> usr/lib64`).
     Symlink { at: CString, target: CString },
-    /// Bind-mount the object behind `fd` (an `O_PATH` fd) at `at`, creating the mount
-    /// point as a file or directory to match. Remounted nosuid,nodev (+ro if `readonly`).
+    /// Bind-mount the object behind `fd` at `at`, creating the mount point as a file or
+    /// directory to match; nosuid,nodev (+ro if `readonly`, +noexec unless `allow_exec`).
+    /// `fd` must be a detached mount tree from [`crate::mount_source::detached_tree`]:
+    /// a plain `O_PATH` fd names a mount of the parent's namespace and cannot be bound
+    /// from the child's (`EINVAL`).
     Bind { fd: RawFd, at: CString, readonly: bool, is_dir: bool, allow_exec: bool },
     /// Mount a private tmpfs, nosuid,nodev,noexec, with a size limit in bytes.
     Tmpfs { at: CString, size_bytes: u64, mode: u32 },
     /// Mount a fresh procfs (nosuid,nodev,noexec, `hidepid`/`subset=pid` when supported).
     Proc { at: CString },
     /// A minimal /dev: tmpfs + binds of null, zero, full, random, urandom from `host_dev_fds`
-    /// and the `fd`, `stdin`, `stdout`, `stderr` symlinks.
+    /// (detached mount trees, as for `Bind`) and the `fd`, `stdin`, `stdout`, `stderr` symlinks.
     Dev { at: CString, host_dev_fds: Vec<(CString, RawFd)> },
     /// Write a small read-only file into the new root (e.g. the embedded Python SDK).
     WriteFile { at: CString, contents: &'static [u8] },
