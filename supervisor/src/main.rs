@@ -1,1 +1,16 @@
-fn main() {}
+use clap::Parser;
+use std::process::ExitCode;
+use wfsandbox::cli::{Cli, Command};
+use wfsandbox::commands;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let status = match cli.command {
+        Command::Validate { manifest, policy } => commands::validate(&manifest, policy.as_deref()),
+        Command::Explain { manifest, policy, json } => commands::explain(&manifest, policy.as_deref(), json),
+        Command::Run { manifest, policy, events, report, args } => {
+            commands::run(&manifest, policy.as_deref(), &events, report.as_deref(), &args)
+        }
+    };
+    ExitCode::from(status)
+}

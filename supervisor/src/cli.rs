@@ -1,0 +1,48 @@
+//! Command-line interface of the `wfsandbox` binary.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "wfsandbox", version, about = "Run untrusted WIRTHFORGE plugins inside every kernel isolation layer")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a manifest against the schema, the semantic rules and the policy's ceilings.
+    /// Exits 0 when valid, 1 otherwise, listing every problem with its JSON pointer.
+    Validate {
+        manifest: PathBuf,
+        /// Security policy (JSON); the embedded default policy when omitted.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+    },
+    /// Print the effective sandbox the manifest gets under the policy, each value with
+    /// the manifest or policy field it came from.
+    Explain {
+        manifest: PathBuf,
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the plugin once inside the sandbox (as root). Exit status: the plugin's own;
+    /// 128+N if it died of signal N; 125 if it was refused or set-up failed.
+    Run {
+        manifest: PathBuf,
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Deliver an event to the plugin before it starts reading: TOPIC=JSON (repeatable).
+        #[arg(long = "event", value_name = "TOPIC=JSON")]
+        events: Vec<String>,
+        /// Write the JSON run report (what was enforced, what was used, violations) here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Arguments passed to the plugin's entry point.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+}

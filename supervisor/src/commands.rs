@@ -1,0 +1,125 @@
+//! The one-shot CLI commands: validate, explain, run.
+
+use crate::explain;
+use crate::run::{self, RunRequest};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use wf_policy::spec::SandboxSpec;
+use wf_policy::SecurityPolicy;
+
+/// Exit status when the supervisor refused the plugin or set-up failed.
+pub const EXIT_REFUSED: u8 = 125;
+/// Exit status of `validate`/`explain` for an invalid manifest or policy.
+pub const EXIT_INVALID: u8 = 1;
+
+/// Inputs larger than this are refused before parsing.
+const MAX_INPUT_BYTES: u64 = 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: larger than {MAX_INPUT_BYTES} bytes")]
+    TooLarge { path: PathBuf },
+    #[error("{path}: invalid security policy:\n{problems}")]
+    Policy { path: PathBuf, problems: wf_policy::Problems },
+    #[error("{path}: invalid manifest:\n{problems}")]
+    Manifest { path: PathBuf, problems: wf_policy::Problems },
+    #[error("{path}: the manifest must be inside a plugin directory")]
+    NoPluginDir { path: PathBuf },
+}
+
+fn read_capped(path: &Path) -> Result<Vec<u8>, LoadError> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
+    let mut bytes = Vec::new();
+    file.take(MAX_INPUT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
+    if bytes.len() as u64 > MAX_INPUT_BYTES {
+        return Err(LoadError::TooLarge { path: path.to_owned() });
+    }
+    Ok(bytes)
+}
+
+pub fn load_policy(path: Option<&Path>) -> Result<SecurityPolicy, LoadError> {
+    let Some(path) = path else { return Ok(wf_policy::default_policy()) };
+    let bytes = read_capped(path)?;
+    wf_policy::load_policy(&bytes).map_err(|problems| LoadError::Policy { path: path.to_owned(), problems })
+}
+
+/// Load and check the manifest, and derive the effective spec.
+pub fn load_spec(manifest_path: &Path, policy: &SecurityPolicy) -> Result<SandboxSpec, LoadError> {
+    let bytes = read_capped(manifest_path)?;
+    let invalid = |problems| LoadError::Manifest { path: manifest_path.to_owned(), problems };
+    let manifest = wf_policy::load_manifest(&bytes, policy).map_err(invalid)?;
+    let plugin_dir = plugin_dir_of(manifest_path)?;
+    wf_policy::derive_spec(&manifest, &plugin_dir, policy).map_err(invalid)
+}
+
+fn plugin_dir_of(manifest_path: &Path) -> Result<PathBuf, LoadError> {
+    let absolute = std::fs::canonicalize(manifest_path)
+        .map_err(|source| LoadError::Read { path: manifest_path.to_owned(), source })?;
+    absolute.parent().map(Path::to_path_buf).ok_or_else(|| LoadError::NoPluginDir { path: manifest_path.to_owned() })
+}
+
+pub fn validate(manifest: &Path, policy: Option<&Path>) -> u8 {
+    let outcome = load_policy(policy).and_then(|p| load_spec(manifest, &p));
+    match outcome {
+        Ok(spec) => {
+            println!("{}: valid ({} {})", manifest.display(), spec.name, spec.version);
+            0
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            EXIT_INVALID
+        }
+    }
+}
+
+pub fn explain(manifest: &Path, policy: Option<&Path>, json: bool) -> u8 {
+    let spec = match load_policy(policy).and_then(|p| load_spec(manifest, &p)) {
+        Ok(spec) => spec,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_INVALID;
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let written = if json {
+        serde_json::to_writer_pretty(&mut out, &explain::render_json(&spec)).map_err(std::io::Error::other)
+    } else {
+        out.write_all(explain::render_text(&spec).as_bytes())
+    };
+    let _ = writeln!(out);
+    if written.is_err() {
+        return EXIT_INVALID;
+    }
+    0
+}
+
+pub fn run(manifest: &Path, policy: Option<&Path>, events: &[String], report: Option<&Path>, args: &[String]) -> u8 {
+    let loaded = load_policy(policy).and_then(|p| load_spec(manifest, &p).map(|s| (p, s)));
+    let (policy, spec) = match loaded {
+        Ok(pair) => pair,
+        Err(e) => {
+            eprintln!("wfsandbox: refused: {e}");
+            return EXIT_REFUSED;
+        }
+    };
+    let events = match run::parse_events(events) {
+        Ok(events) => events,
+        Err(e) => {
+            eprintln!("wfsandbox: refused: {e}");
+            return EXIT_REFUSED;
+        }
+    };
+    let request = RunRequest {
+        spec: &spec,
+        events,
+        args,
+        report_path: report,
+        cgroup_parent: policy.sandbox.cgroup_parent.as_deref(),
+    };
+    run::run_once(request)
+}

@@ -1,0 +1,224 @@
+//! Cloning the sandboxed child and releasing it once it is mapped and placed.
+//!
+//! Must run in a single-threaded process (the one-shot `run` process, or the
+//! launcher forked before any async runtime starts): the child is created with a
+//! fork-like `clone` and runs Rust code before `execve`.
+//!
+//! Handshake: the child blocks on the sync pipe; the parent writes the uid/gid maps,
+//! places the child in its cgroups, then writes one byte. The child reports a setup
+//! failure on the `O_CLOEXEC` error pipe; EOF on that pipe means `execve` succeeded.
+
+use nix::unistd::Pid;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use wf_sandbox_child::plan::{ChildFds, ChildPlan};
+use wf_sandbox_child::report::SetupFailure;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("launch step {step} failed: {source}")]
+    Os { step: &'static str, source: io::Error },
+    #[error("writing {file} for pid {pid}: {source}")]
+    IdMap { file: &'static str, pid: i32, source: io::Error },
+    #[error("placing the child in its cgroups: {0}")]
+    Placement(String),
+    #[error("{} (errno {}){}", std::io::Error::from_raw_os_error(.0.errno), .0.errno, detail_suffix(&.0.detail))]
+    Setup(SetupFailure),
+    #[error("the child's failure report was unreadable: {0}")]
+    BadReport(String),
+}
+
+fn detail_suffix(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(" [{detail}]")
+    }
+}
+
+impl LaunchError {
+    /// The failing step's name, for the report.
+    pub fn step(&self) -> String {
+        match self {
+            LaunchError::Os { step, .. } => (*step).to_owned(),
+            LaunchError::IdMap { .. } => "uid_gid_map".to_owned(),
+            LaunchError::Placement(_) => "cgroup_placement".to_owned(),
+            LaunchError::Setup(f) => f.step.to_string(),
+            LaunchError::BadReport(_) => "setup_report".to_owned(),
+        }
+    }
+
+    /// The errno of the failure, when there is one.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            LaunchError::Os { source, .. } | LaunchError::IdMap { source, .. } => source.raw_os_error(),
+            LaunchError::Setup(f) => Some(f.errno),
+            _ => None,
+        }
+    }
+}
+
+/// The uid and gid that root inside the sandbox maps to outside.
+#[derive(Debug, Clone, Copy)]
+pub struct IdMap {
+    pub outside_uid: u32,
+    pub outside_gid: u32,
+}
+
+/// A running sandboxed child.
+#[derive(Debug)]
+pub struct Launched {
+    pub pid: Pid,
+    pub pidfd: OwnedFd,
+}
+
+/// The parent's ends of the plugin's stdio and channel.
+pub struct ChildStreams {
+    /// Child side of each, given to the child and closed in the parent after clone.
+    pub child_channel: OwnedFd,
+    pub child_stdout: OwnedFd,
+    pub child_stderr: OwnedFd,
+}
+
+const CLONE_FLAGS: i32 = libc::CLONE_NEWUSER
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNS
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_PIDFD;
+
+fn os(step: &'static str) -> impl FnOnce(io::Error) -> LaunchError {
+    move |source| LaunchError::Os { step, source }
+}
+
+fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two fds pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded; both fds are new and owned here.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Clone the child into fresh namespaces, map it, place it, release it, and wait until
+/// it has either executed the entry point or reported a set-up failure.
+pub fn spawn(
+    mut plan: ChildPlan,
+    streams: ChildStreams,
+    ids: IdMap,
+    place: &mut dyn FnMut(Pid) -> Result<(), String>,
+) -> Result<Launched, LaunchError> {
+    let (sync_read, sync_write) = pipe_cloexec().map_err(os("sync pipe"))?;
+    let (error_read, error_write) = pipe_cloexec().map_err(os("error pipe"))?;
+    plan.fds = ChildFds {
+        sync_read: sync_read.as_raw_fd(),
+        error_write: error_write.as_raw_fd(),
+        channel: streams.child_channel.as_raw_fd(),
+        stdout: streams.child_stdout.as_raw_fd(),
+        stderr: streams.child_stderr.as_raw_fd(),
+    };
+    let parent_ends = [sync_write.as_raw_fd(), error_read.as_raw_fd()];
+
+    let mut pidfd: libc::c_int = -1;
+    // SAFETY: a fork-like clone (NULL stack) in a single-threaded process; CLONE_PIDFD
+    // stores the pidfd through the parent_tid pointer, which outlives the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (CLONE_FLAGS | libc::SIGCHLD) as libc::c_ulong,
+            std::ptr::null_mut::<libc::c_void>(),
+            &mut pidfd as *mut libc::c_int,
+            std::ptr::null_mut::<libc::c_int>(),
+            0usize,
+        )
+    };
+    if rc < 0 {
+        return Err(os("clone")(io::Error::last_os_error()));
+    }
+    if rc == 0 {
+        close_in_child(&parent_ends);
+        wf_sandbox_child::run_child(plan, &wf_sandbox_child::sys::LinuxSys);
+    }
+    let pid = Pid::from_raw(rc as i32);
+    // SAFETY: CLONE_PIDFD returned a new fd owned by us.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    drop(plan);
+    drop(streams);
+    drop(sync_read);
+    drop(error_write);
+    let launched = Launched { pid, pidfd };
+
+    if let Err(e) = prepare_and_release(pid, ids, place, sync_write) {
+        kill_and_reap(&launched);
+        return Err(e);
+    }
+    match read_failure(error_read) {
+        Ok(None) => Ok(launched),
+        Ok(Some(failure)) => {
+            kill_and_reap(&launched);
+            Err(LaunchError::Setup(failure))
+        }
+        Err(e) => {
+            kill_and_reap(&launched);
+            Err(e)
+        }
+    }
+}
+
+fn close_in_child(fds: &[RawFd]) {
+    for fd in fds {
+        // SAFETY: closing the parent's ends in the child's copy of the fd table.
+        unsafe { libc::close(*fd) };
+    }
+}
+
+fn prepare_and_release(
+    pid: Pid,
+    ids: IdMap,
+    place: &mut dyn FnMut(Pid) -> Result<(), String>,
+    sync_write: OwnedFd,
+) -> Result<(), LaunchError> {
+    write_id_maps(pid, ids)?;
+    place(pid).map_err(LaunchError::Placement)?;
+    let mut go = std::fs::File::from(sync_write);
+    go.write_all(&[1]).map_err(os("release child"))?;
+    Ok(())
+}
+
+/// uid 0 and gid 0 inside map to one unprivileged id outside; `setgroups` is denied
+/// so the child can never drop supplementary groups to gain access.
+pub fn write_id_maps(pid: Pid, ids: IdMap) -> Result<(), LaunchError> {
+    let raw = pid.as_raw();
+    let write = |file: &'static str, content: String| {
+        std::fs::write(format!("/proc/{raw}/{file}"), content).map_err(|source| LaunchError::IdMap {
+            file,
+            pid: raw,
+            source,
+        })
+    };
+    write("uid_map", format!("0 {} 1\n", ids.outside_uid))?;
+    write("setgroups", "deny\n".to_owned())?;
+    write("gid_map", format!("0 {} 1\n", ids.outside_gid))
+}
+
+/// Read the child's failure report; `None` means the pipe closed on exec (success).
+fn read_failure(error_read: OwnedFd) -> Result<Option<SetupFailure>, LaunchError> {
+    let mut buf = Vec::new();
+    let mut file = std::fs::File::from(error_read);
+    Read::by_ref(&mut file).take(4096).read_to_end(&mut buf).map_err(os("read setup report"))?;
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    wf_sandbox_child::report::decode(&buf).map(Some).map_err(|e| LaunchError::BadReport(e.to_string()))
+}
+
+/// SIGKILL the child through its pidfd and reap it.
+pub fn kill_and_reap(child: &Launched) {
+    // SAFETY: pidfd_send_signal on our own child's pidfd.
+    unsafe {
+        libc::syscall(libc::SYS_pidfd_send_signal, child.pidfd.as_raw_fd(), libc::SIGKILL, 0usize, 0u32);
+    }
+    let _ = nix::sys::wait::waitpid(child.pid, None);
+}

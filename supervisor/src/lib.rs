@@ -1,0 +1,21 @@
+//! The wfsandbox supervisor library: everything the `wfsandbox` binary is made of.
+pub mod cgroup;
+pub mod child_plan;
+pub mod cli;
+pub mod commands;
+pub mod enforcement;
+pub mod entry_point;
+pub mod explain;
+pub mod grants;
+pub mod host_path;
+pub mod host_probe;
+pub mod landlock_map;
+pub mod landlock_setup;
+pub mod launcher;
+pub mod output;
+pub mod report;
+pub mod rootfs;
+pub mod run;
+pub mod sandbox_cgroup;
+pub mod seccomp_setup;
+pub mod session;

@@ -1,0 +1,378 @@
+//! One running sandbox in one-shot mode: a single-threaded poll loop over the
+//! plugin's pidfd, its stdout/stderr pipes and its event channel.
+//!
+//! The channel carries typed frames (`wf-protocol`); every publish is checked
+//! against the manifest's grants before it leaves the sandbox. After the initial
+//! `--event`s are delivered the supervisor half-closes its side, so the plugin sees EOF.
+
+use crate::grants;
+use crate::output::{OutputForwarder, Pumped};
+use crate::report::{now_ms, EventCounters, Violation};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+use wf_policy::spec::EventGrants;
+use wf_protocol::{FrameDecoder, PluginMessage, SupervisorMessage};
+
+/// At most this many violations are kept in full; later ones are only counted.
+pub const MAX_RECORDED_VIOLATIONS: usize = 100;
+/// Replies queued to a plugin that does not read are dropped past this many bytes.
+const MAX_OUTGOING_BYTES: usize = 256 * 1024;
+/// How long to keep draining pipes after the plugin's init has exited.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(500);
+
+pub struct SessionConfig<'a> {
+    pub plugin: &'a str,
+    pub instance: &'a str,
+    pub grants: &'a EventGrants,
+    pub max_event_bytes: u32,
+    pub wall_clock: Duration,
+    pub output_budget: u64,
+}
+
+/// The parent's ends of a running sandbox.
+pub struct SessionIo {
+    pub pid: Pid,
+    pub pidfd: OwnedFd,
+    pub channel: OwnedFd,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+}
+
+#[derive(Debug, Default)]
+pub struct SessionOutcome {
+    pub status: Option<WaitStatus>,
+    pub wall_clock_expired: bool,
+    pub wall_ms: u64,
+    pub events: EventCounters,
+    pub output: crate::output::OutputCounters,
+    pub violations: Vec<Violation>,
+    pub violations_suppressed: u64,
+}
+
+struct Channel {
+    fd: Option<OwnedFd>,
+    decoder: FrameDecoder,
+    outgoing: Vec<u8>,
+    half_closed: bool,
+}
+
+pub struct Session<'a> {
+    cfg: SessionConfig<'a>,
+    io: SessionIo,
+    channel: Channel,
+    stdout_open: bool,
+    stderr_open: bool,
+    forwarder: OutputForwarder,
+    outcome: SessionOutcome,
+}
+
+impl<'a> Session<'a> {
+    pub fn new(cfg: SessionConfig<'a>, io: SessionIo) -> Self {
+        for fd in [&io.channel, &io.stdout, &io.stderr] {
+            set_nonblocking(fd);
+        }
+        let decoder = FrameDecoder::new(cfg.max_event_bytes);
+        let forwarder = OutputForwarder::new(cfg.output_budget);
+        let channel = Channel { fd: None, decoder, outgoing: Vec::new(), half_closed: false };
+        Self { cfg, io, channel, stdout_open: true, stderr_open: true, forwarder, outcome: SessionOutcome::default() }
+    }
+
+    /// Queue the hello and the initial events the plugin may read; others are counted.
+    pub fn queue_initial(&mut self, events: &[(String, serde_json::Value)], stderr: &mut dyn Write) {
+        let hello = SupervisorMessage::Hello {
+            protocol: wf_protocol::PROTOCOL_VERSION,
+            plugin: self.cfg.plugin.to_owned(),
+            instance: self.cfg.instance.to_owned(),
+        };
+        self.queue(&hello);
+        for (topic, payload) in events {
+            if let Err(refusal) = grants::check_delivery(self.cfg.grants, topic) {
+                self.outcome.events.not_delivered += 1;
+                let _ = writeln!(
+                    stderr,
+                    "wfsandbox: event on {topic} not delivered: {} ({})",
+                    refusal.reason, refusal.rule
+                );
+                continue;
+            }
+            let event =
+                SupervisorMessage::Event { topic: topic.clone(), payload: payload.clone(), sender: "host".into() };
+            if self.queue(&event) {
+                self.outcome.events.delivered += 1;
+            } else {
+                self.outcome.events.not_delivered += 1;
+                let _ =
+                    writeln!(stderr, "wfsandbox: event on {topic} not delivered: larger than the plugin's frame limit");
+            }
+        }
+    }
+
+    fn queue(&mut self, msg: &SupervisorMessage) -> bool {
+        match wf_protocol::encode_with_limit(msg, self.cfg.max_event_bytes) {
+            Ok(frame) if self.channel.outgoing.len() + frame.len() <= MAX_OUTGOING_BYTES => {
+                self.channel.outgoing.extend_from_slice(&frame);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Run until the plugin's init exits (or is killed at the wall-clock limit).
+    /// `kill_all` must kill every process of the sandbox (its cgroup).
+    pub fn run(
+        mut self,
+        published: &mut dyn Write,
+        stderr: &mut dyn Write,
+        kill_all: &mut dyn FnMut(),
+    ) -> io::Result<SessionOutcome> {
+        let start = Instant::now();
+        let deadline = start + self.cfg.wall_clock;
+        self.channel.fd = Some(self.io.channel.try_clone()?);
+        loop {
+            if let Some(status) = self.try_reap()? {
+                self.outcome.status = Some(status);
+                break;
+            }
+            let now = Instant::now();
+            if now >= deadline && !self.outcome.wall_clock_expired {
+                self.outcome.wall_clock_expired = true;
+                kill_all();
+            }
+            let wait = if self.outcome.wall_clock_expired { Duration::from_millis(50) } else { deadline - now };
+            self.poll_once(wait, published, stderr)?;
+        }
+        self.drain(published, stderr)?;
+        self.outcome.wall_ms = start.elapsed().as_millis() as u64;
+        self.outcome.output = self.forwarder.counters();
+        Ok(self.outcome)
+    }
+
+    fn try_reap(&self) -> io::Result<Option<WaitStatus>> {
+        match waitpid(self.io.pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => Ok(None),
+            Ok(status) => Ok(Some(status)),
+            Err(nix::errno::Errno::EINTR) => Ok(None),
+            Err(e) => Err(io::Error::from(e)),
+        }
+    }
+
+    fn poll_once(&mut self, wait: Duration, published: &mut dyn Write, stderr: &mut dyn Write) -> io::Result<()> {
+        let ms = wait.as_millis().min(60_000) as u16;
+        let chan_flags = self.channel_poll_flags();
+        let (out_ready, err_ready, chan_ready) = {
+            // Once reaped, the pidfd stays readable; leave it out or poll would spin.
+            let pid_flags = if self.outcome.status.is_some() { PollFlags::empty() } else { PollFlags::POLLIN };
+            let mut fds = vec![PollFd::new(self.io.pidfd.as_fd(), pid_flags)];
+            let out_idx = self.stdout_open.then(|| push(&mut fds, self.io.stdout.as_fd(), PollFlags::POLLIN));
+            let err_idx = self.stderr_open.then(|| push(&mut fds, self.io.stderr.as_fd(), PollFlags::POLLIN));
+            let chan_idx = chan_flags.map(|flags| push(&mut fds, self.io.channel.as_fd(), flags));
+            match poll(&mut fds, PollTimeout::from(ms)) {
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(io::Error::from(e)),
+            }
+            let ready = |i: Option<usize>| i.and_then(|i| fds[i].revents()).filter(|r| !r.is_empty());
+            (ready(out_idx).is_some(), ready(err_idx).is_some(), ready(chan_idx))
+        };
+        if out_ready {
+            self.stdout_open = self.pump_output(true, stderr)?;
+        }
+        if err_ready {
+            self.stderr_open = self.pump_output(false, stderr)?;
+        }
+        if let Some(revents) = chan_ready {
+            self.service_channel(revents, published, stderr)?;
+        }
+        Ok(())
+    }
+
+    fn channel_poll_flags(&self) -> Option<PollFlags> {
+        self.channel.fd.as_ref()?;
+        let mut flags = PollFlags::POLLIN;
+        if !self.channel.outgoing.is_empty() {
+            flags |= PollFlags::POLLOUT;
+        }
+        Some(flags)
+    }
+
+    /// Returns whether the stream is still open.
+    fn pump_output(&mut self, stdout: bool, stderr: &mut dyn Write) -> io::Result<bool> {
+        let fd = if stdout { &self.io.stdout } else { &self.io.stderr };
+        let mut file = std::fs::File::from(fd.try_clone()?);
+        for _ in 0..64 {
+            match self.forwarder.pump(&mut file, stderr)? {
+                Pumped::Eof => return Ok(false),
+                Pumped::WouldBlock => return Ok(true),
+                Pumped::Data(_) => {}
+            }
+        }
+        Ok(true)
+    }
+
+    fn service_channel(
+        &mut self,
+        revents: PollFlags,
+        published: &mut dyn Write,
+        stderr: &mut dyn Write,
+    ) -> io::Result<()> {
+        if revents.contains(PollFlags::POLLOUT) {
+            self.flush_outgoing()?;
+        }
+        if revents.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
+            self.read_channel(published, stderr)?;
+        }
+        Ok(())
+    }
+
+    fn flush_outgoing(&mut self) -> io::Result<()> {
+        let Some(fd) = self.channel.fd.as_ref() else { return Ok(()) };
+        let mut sock = std::fs::File::from(fd.try_clone()?);
+        while !self.channel.outgoing.is_empty() {
+            match sock.write(&self.channel.outgoing) {
+                Ok(n) => {
+                    self.channel.outgoing.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                    self.channel.outgoing.clear();
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if !self.channel.half_closed {
+            self.channel.half_closed = true;
+            let _ = nix::sys::socket::shutdown(fd.as_raw_fd(), nix::sys::socket::Shutdown::Write);
+        }
+        Ok(())
+    }
+
+    fn read_channel(&mut self, published: &mut dyn Write, stderr: &mut dyn Write) -> io::Result<()> {
+        let Some(fd) = self.channel.fd.as_ref() else { return Ok(()) };
+        let mut sock = std::fs::File::from(fd.try_clone()?);
+        let mut buf = [0u8; 16 * 1024];
+        for _ in 0..64 {
+            let n = match sock.read(&mut buf) {
+                Ok(0) => {
+                    if let Err(e) = self.channel.decoder.finish() {
+                        self.protocol_violation(&e.to_string(), stderr);
+                    }
+                    self.close_channel();
+                    return Ok(());
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                    self.close_channel();
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            };
+            if !self.decode_frames(&buf[..n], published, stderr) {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Feed bytes to the decoder and handle every complete frame. Returns false when
+    /// the channel was closed because the plugin broke the protocol.
+    fn decode_frames(&mut self, bytes: &[u8], published: &mut dyn Write, stderr: &mut dyn Write) -> bool {
+        let mut rest = bytes;
+        loop {
+            let took = self.channel.decoder.push(rest);
+            rest = &rest[took..];
+            match self.channel.decoder.next_frame::<PluginMessage>() {
+                Ok(Some(PluginMessage::Publish { topic, payload })) => self.handle_publish(topic, payload, published),
+                Ok(None) if rest.is_empty() || took == 0 => return true,
+                Ok(None) => {}
+                Err(e) => {
+                    self.protocol_violation(&e.to_string(), stderr);
+                    return false;
+                }
+            }
+        }
+    }
+
+    fn handle_publish(&mut self, topic: String, payload: serde_json::Value, published: &mut dyn Write) {
+        match grants::check_publish(self.cfg.grants, &topic) {
+            Ok(()) => {
+                self.outcome.events.published += 1;
+                let line = serde_json::json!({ "topic": topic, "payload": payload });
+                let _ = writeln!(published, "{line}");
+            }
+            Err(refusal) => {
+                self.outcome.events.denied += 1;
+                let size = serde_json::to_vec(&payload).map(|v| v.len()).unwrap_or(0);
+                self.record(Violation {
+                    time_ms: now_ms(),
+                    plugin: self.cfg.plugin.to_owned(),
+                    instance: self.cfg.instance.to_owned(),
+                    layer: "broker".into(),
+                    kind: "topic_denied".into(),
+                    detail: serde_json::json!({ "topic": topic, "direction": "publish", "payload_bytes": size, "reason": refusal.reason }),
+                    rule: refusal.rule,
+                    action: "deny".into(),
+                });
+                let denied = SupervisorMessage::Denied { topic, reason: refusal.reason.to_owned() };
+                self.queue(&denied);
+            }
+        }
+    }
+
+    fn protocol_violation(&mut self, error: &str, stderr: &mut dyn Write) {
+        let _ = writeln!(stderr, "wfsandbox: closing the plugin's event channel: {error}");
+        self.record(Violation {
+            time_ms: now_ms(),
+            plugin: self.cfg.plugin.to_owned(),
+            instance: self.cfg.instance.to_owned(),
+            layer: "broker".into(),
+            kind: "malformed_frame".into(),
+            detail: serde_json::json!({ "error": error }),
+            rule: "/sandbox/ceilings/max_event_bytes".into(),
+            action: "deny".into(),
+        });
+        self.close_channel();
+    }
+
+    fn close_channel(&mut self) {
+        if let Some(fd) = self.channel.fd.take() {
+            let _ = nix::sys::socket::shutdown(fd.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+        }
+        self.channel.outgoing.clear();
+    }
+
+    fn record(&mut self, v: Violation) {
+        if self.outcome.violations.len() < MAX_RECORDED_VIOLATIONS {
+            self.outcome.violations.push(v);
+        } else {
+            self.outcome.violations_suppressed += 1;
+        }
+    }
+
+    /// After init exited the kernel has killed the rest of its pid namespace; read what
+    /// is left in the pipes and the channel, for a bounded time.
+    fn drain(&mut self, published: &mut dyn Write, stderr: &mut dyn Write) -> io::Result<()> {
+        let until = Instant::now() + DRAIN_AFTER_EXIT;
+        while (self.stdout_open || self.stderr_open || self.channel.fd.is_some()) && Instant::now() < until {
+            self.poll_once(Duration::from_millis(50), published, stderr)?;
+            self.channel.outgoing.clear();
+        }
+        Ok(())
+    }
+}
+
+fn push<'f>(fds: &mut Vec<PollFd<'f>>, fd: std::os::fd::BorrowedFd<'f>, flags: PollFlags) -> usize {
+    fds.push(PollFd::new(fd, flags));
+    fds.len() - 1
+}
+
+fn set_nonblocking(fd: &OwnedFd) {
+    // SAFETY: fcntl on an fd we own.
+    unsafe {
+        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
+    }
+}
