@@ -169,7 +169,7 @@ fn native_entry_points_run_from_an_executable_plugin_dir() {
     let spec = derive(&native(), &SecurityPolicy::default());
     assert_eq!(spec.entry.runtime.value, Runtime::Native);
     assert_eq!(access_of(&spec, "/plugin"), Some(FsAccess::ReadExec));
-    assert_eq!(spec.mounts.len(), 3 + 4);
+    assert_eq!(spec.mounts.len(), 2 + 4);
     assert!(!spec.env.iter().any(|(k, _)| k == "PYTHONPATH"));
 }
 
@@ -196,10 +196,10 @@ fn granted_host_paths_become_binds_and_rules() {
     fs.write = vec![PathGrant { path: "/srv/out/x".into(), inside: None, optional: false }];
     let spec = derive(&m, &policy);
     let labels: Vec<String> = spec.mounts.iter().map(mount_label).collect();
-    assert_eq!(&labels[6..8], ["grant /models false", "grant /srv/out/x true"]);
+    assert_eq!(&labels[5..7], ["grant /models false", "grant /srv/out/x true"]);
     assert_eq!(access_of(&spec, "/models"), Some(FsAccess::Read));
     assert_eq!(access_of(&spec, "/srv/out/x"), Some(FsAccess::ReadWrite));
-    let MountSpec::HostBind { optional, origin, .. } = &spec.mounts[6] else { panic!() };
+    let MountSpec::HostBind { optional, origin, .. } = &spec.mounts[5] else { panic!() };
     assert!(*optional);
     assert_eq!(origin, &Origin::manifest("/permissions/system/filesystem/read/0"));
 }

@@ -467,7 +467,7 @@ mod tests {
         let plugin = line_with(&text, "read-only bind of /srv/plugins/my_plugin");
         assert!(plugin.starts_with("  /plugin "), "{plugin}");
         assert!(
-            line_with(&text, "/usr/lib/python3.11").contains("[policy /sandbox/runtimes/interpreters/python3/paths/4]")
+            line_with(&text, "/usr/lib/python3.11").contains("[policy /sandbox/runtimes/interpreters/python3/paths/3]")
         );
         let landlock = text.split("Landlock").nth(1).unwrap();
         assert!(line_with(landlock, "/tmp").contains("read + write (no execute)"));
@@ -518,7 +518,7 @@ mod tests {
         );
         assert_eq!(v["cgroup"]["cpu_quota_us"]["value"], 10_000);
         assert_eq!(v["namespaces"].as_array().unwrap().len(), 7);
-        assert_eq!(v["mounts"][5]["kind"], "plugin_dir");
+        assert_eq!(v["mounts"][4]["kind"], "plugin_dir");
         assert_eq!(v["events"]["read"]["value"], json!(["energy.update"]));
         assert_eq!(v["entry"]["runtime"]["value"]["name"], "python3");
         let socket = v["seccomp"]["allowed"].as_array().unwrap().iter().find(|s| s["name"] == "socket").unwrap();

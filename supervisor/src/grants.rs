@@ -13,6 +13,11 @@ pub struct Refusal {
 /// Topic prefix reserved for UI rendering; writable only with `permissions.system.ui.render`.
 const UI_PREFIX: &str = "ui.";
 
+/// The manifest fields that decide refusals (named even when the manifest omits them).
+const WRITE_RULE: &str = "/permissions/events/write";
+const READ_RULE: &str = "/permissions/events/read";
+const UI_RULE: &str = "/permissions/system/ui/render";
+
 /// May the plugin publish on `topic`?
 pub fn check_publish(grants: &EventGrants, topic: &str) -> Result<(), Refusal> {
     if !topic_is_valid(topic) {
@@ -24,12 +29,8 @@ pub fn check_publish(grants: &EventGrants, topic: &str) -> Result<(), Refusal> {
     if grants.write.value.iter().any(|grant| topic_matches(grant, topic)) {
         return Ok(());
     }
-    let rule = if topic.starts_with(UI_PREFIX) {
-        grants.ui_render.origin.pointer.clone()
-    } else {
-        grants.write.origin.pointer.clone()
-    };
-    Err(Refusal { reason: "topic not granted for writing", rule })
+    let rule = if topic.starts_with(UI_PREFIX) { UI_RULE } else { WRITE_RULE };
+    Err(Refusal { reason: "topic not granted for writing", rule: rule.to_owned() })
 }
 
 /// May the plugin receive `topic`?
@@ -40,7 +41,7 @@ pub fn check_delivery(grants: &EventGrants, topic: &str) -> Result<(), Refusal> 
     if grants.read.value.iter().any(|grant| topic_matches(grant, topic)) {
         return Ok(());
     }
-    Err(Refusal { reason: "topic not granted for reading", rule: grants.read.origin.pointer.clone() })
+    Err(Refusal { reason: "topic not granted for reading", rule: READ_RULE.to_owned() })
 }
 
 #[cfg(test)]

@@ -79,7 +79,7 @@ mod tests {
             MountSpec::Tmpfs { inside: "/tmp".into(), size_bytes: 1 << 20, origin: Origin::builtin("t") },
             MountSpec::Dev { inside: "/dev".into(), origin: Origin::builtin("t") },
         ];
-        let root = RootPlan::build(&mounts, false).unwrap();
+        let root = RootPlan::build(&mounts, false, false).unwrap();
         let rules = LandlockSpec {
             rules: vec![
                 LandlockRule { inside: "/tmp".into(), access: FsAccess::ReadWrite, origin: Origin::builtin("t") },

@@ -72,12 +72,13 @@ fn cstr_str(s: &str) -> Result<CString, RootfsError> {
 }
 
 impl RootPlan {
-    /// Build the plan for `mounts`. `with_python_sdk` writes the SDK module into the root.
-    pub fn build(mounts: &[MountSpec], with_python_sdk: bool) -> Result<Self, RootfsError> {
+    /// Build the plan for `mounts`. `with_python_sdk` writes the SDK module into the root;
+    /// `plugin_exec` leaves the plugin directory executable (native entry points only).
+    pub fn build(mounts: &[MountSpec], with_python_sdk: bool, plugin_exec: bool) -> Result<Self, RootfsError> {
         let mut plan = RootPlan::default();
         let mut dirs_made = BTreeSet::new();
         for mount in ordered(mounts) {
-            plan.add_mount(mount, &mut dirs_made)?;
+            plan.add_mount(mount, &mut dirs_made, plugin_exec)?;
         }
         if with_python_sdk {
             plan.ensure_dir(Path::new(PYTHON_SDK_DIR_INSIDE), &mut dirs_made)?;
@@ -86,10 +87,17 @@ impl RootPlan {
         Ok(plan)
     }
 
-    fn add_mount(&mut self, mount: &MountSpec, dirs: &mut BTreeSet<PathBuf>) -> Result<(), RootfsError> {
+    fn add_mount(
+        &mut self,
+        mount: &MountSpec,
+        dirs: &mut BTreeSet<PathBuf>,
+        plugin_exec: bool,
+    ) -> Result<(), RootfsError> {
         match mount {
             MountSpec::RuntimeBind { host, .. } => self.add_runtime(host, dirs),
-            MountSpec::PluginDir { host, inside, .. } => self.add_bind(host, inside, true, dirs, true).map(|_| ()),
+            MountSpec::PluginDir { host, inside, .. } => {
+                self.add_bind(host, inside, true, dirs, plugin_exec).map(|_| ())
+            }
             MountSpec::HostBind { host, inside, writable, optional, .. } => {
                 match self.add_bind(host, inside, !*writable, dirs, false) {
                     Err(RootfsError::Resolve { source: HostPathError::Io { source, .. }, .. })
@@ -290,7 +298,7 @@ mod tests {
             MountSpec::PluginDir { host: plugin.clone(), inside: "/plugin".into(), origin: Origin::builtin("t") },
             MountSpec::Tmpfs { inside: "/tmp".into(), size_bytes: 1 << 20, origin: Origin::builtin("t") },
         ];
-        let plan = RootPlan::build(&mounts, false).unwrap();
+        let plan = RootPlan::build(&mounts, false, true).unwrap();
         let ops = op_paths(&plan);
         let alias = tmp.path().join("alias").display().to_string();
         let real_s = real.display().to_string();
@@ -311,11 +319,11 @@ mod tests {
             optional: true,
             origin: Origin::builtin("t"),
         };
-        let plan = RootPlan::build(std::slice::from_ref(&optional), false).unwrap();
+        let plan = RootPlan::build(std::slice::from_ref(&optional), false, false).unwrap();
         assert_eq!(plan.warnings.len(), 1);
         let MountSpec::HostBind { host, inside, writable, origin, .. } = optional else { unreachable!() };
         let required = MountSpec::HostBind { host, inside, writable, optional: false, origin };
-        let err = RootPlan::build(&[required], false).unwrap_err();
+        let err = RootPlan::build(&[required], false, false).unwrap_err();
         assert!(matches!(err, RootfsError::MissingRequired { .. }), "{err}");
     }
 
@@ -330,7 +338,7 @@ mod tests {
             optional: false,
             origin: Origin::builtin("t"),
         };
-        let err = RootPlan::build(&[grant], false).unwrap_err();
+        let err = RootPlan::build(&[grant], false, false).unwrap_err();
         assert!(matches!(err, RootfsError::UnsupportedType { .. }), "{err}");
     }
 
@@ -340,7 +348,7 @@ mod tests {
             MountSpec::Tmpfs { inside: "/a/b".into(), size_bytes: 1, origin: Origin::builtin("t") },
             MountSpec::Tmpfs { inside: "/a".into(), size_bytes: 1, origin: Origin::builtin("t") },
         ];
-        let plan = RootPlan::build(&mounts, false).unwrap();
+        let plan = RootPlan::build(&mounts, false, true).unwrap();
         let ops = op_paths(&plan);
         let a = ops.iter().position(|o| o == "tmpfs /a").unwrap();
         let ab = ops.iter().position(|o| o == "tmpfs /a/b").unwrap();

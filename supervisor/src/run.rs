@@ -139,7 +139,8 @@ fn execute(req: &RunRequest<'_>, report: &mut RunReport) -> Result<u8, Stop> {
 
     let python =
         matches!(spec.entry.runtime.value, Runtime::Interpreter { ref name, .. } if name.starts_with("python"));
-    let root = RootPlan::build(&spec.mounts, python).map_err(|e| Stop::setup("rootfs_plan", None, e))?;
+    let native = matches!(spec.entry.runtime.value, Runtime::Native);
+    let root = RootPlan::build(&spec.mounts, python, native).map_err(|e| Stop::setup("rootfs_plan", None, e))?;
     report.warnings.extend(root.warnings.iter().cloned());
 
     let landlock = if is_applied(&decisions, Layer::Landlock) {

@@ -1,0 +1,85 @@
+//! Exit statuses and refusals of the CLI.
+
+use serde_json::json;
+use std::process::Command;
+use wf_integration_tests::{probe_with, require_root, run, workspace_root, wfsandbox, PluginDir};
+
+#[test]
+fn the_plugins_exit_status_and_signals_pass_through() {
+    assert_eq!(probe_with(json!({}), &["exit", "7"]).status, 7);
+    let killed = probe_with(json!({}), &["kill-self", "11"]);
+    assert_eq!(killed.status, 128 + 11, "{}", killed.stderr);
+    assert_eq!(killed.report["exit"]["cause"], "signaled");
+}
+
+#[test]
+fn an_invalid_manifest_is_refused_with_125_and_the_field() {
+    require_root();
+    let plugin = PluginDir::probe(json!({"permissions": {"resources": {"memory": {"max_mb": 0}}}}));
+    let result = run(&plugin.manifest(), &[], &["exit", "0"]);
+    assert_eq!(result.status, 125);
+    assert!(result.stderr.contains("/permissions/resources/memory/max_mb"), "{}", result.stderr);
+}
+
+#[test]
+fn a_missing_entry_point_is_refused_before_anything_runs() {
+    require_root();
+    let plugin = PluginDir::empty();
+    plugin.write_manifest(&json!({"name": "ghost", "version": "1.0.0", "entry_point": "nope"}));
+    let result = run(&plugin.manifest(), &[], &[]);
+    assert_eq!(result.status, 125, "{}", result.stderr);
+    assert_eq!(result.report["exit"]["cause"], "refused");
+    assert_eq!(result.report["exit"]["step"], "entry_point");
+}
+
+#[test]
+fn an_entry_point_symlinked_out_of_the_plugin_dir_is_refused() {
+    require_root();
+    let plugin = PluginDir::empty();
+    std::os::unix::fs::symlink("/bin/true", plugin.path().join("main")).unwrap();
+    plugin.write_manifest(&json!({"name": "escape", "version": "1.0.0", "entry_point": "main"}));
+    let result = run(&plugin.manifest(), &[], &[]);
+    assert_eq!(result.status, 125, "{}", result.stderr);
+}
+
+#[test]
+fn validate_lists_every_problem_with_its_pointer() {
+    let plugin = PluginDir::empty();
+    plugin.write_manifest(&json!({
+        "name": "Bad Name", "version": "1.0.0", "entry_point": "../x",
+        "permissions": {"events": {"read": ["Energy..update"]}, "resources": {"pids": {"max": 0}}}
+    }));
+    let out = Command::new(wfsandbox()).arg("validate").arg(plugin.manifest()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for pointer in ["/name", "/entry_point", "/permissions/events/read/0", "/permissions/resources/pids/max"] {
+        assert!(stderr.contains(pointer), "{pointer} not reported:\n{stderr}");
+    }
+}
+
+#[test]
+fn validate_accepts_the_platform_example_and_explain_shows_origins() {
+    let manifest = workspace_root().join("schemas/examples/manifest-platform-example.json");
+    let out = Command::new(wfsandbox()).arg("validate").arg(&manifest).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(wfsandbox()).args(["explain", "--json"]).arg(&manifest).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let spec: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(spec["cgroup"]["memory_max_bytes"]["value"], 64 * 1024 * 1024);
+    assert_eq!(spec["cgroup"]["memory_max_bytes"]["from"]["pointer"], "/permissions/resources/memory/max_mb");
+}
+
+#[test]
+fn a_policy_ceiling_below_the_request_refuses_the_manifest() {
+    let dir = PluginDir::probe(json!({"permissions": {"resources": {"memory": {"max_mb": 512}}}}));
+    dir.write_file("policy.json", br#"{"sandbox": {"ceilings": {"max_memory_mb": 256}, "defaults": {"memory_mb": 128}}}"#, 0o644);
+    let out = Command::new(wfsandbox())
+        .arg("validate")
+        .arg(dir.manifest())
+        .arg("--policy")
+        .arg(dir.path().join("policy.json"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("max_memory_mb"));
+}

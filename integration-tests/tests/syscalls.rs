@@ -1,0 +1,71 @@
+//! The seccomp allowlist: each forbidden call fails with the filter's errno (EPERM), and
+//! the process is visibly under a filter. Each attempt's target exists on the host
+//! (these calls work outside the sandbox as root), so "blocked" means blocked here.
+
+use wf_integration_tests::{assert_denied, probe};
+
+#[test]
+fn the_plugin_runs_under_a_seccomp_filter() {
+    let line = probe(&["status"]).probe();
+    assert_eq!(line["status"]["Seccomp"], "2", "{line}");
+    assert_eq!(line["status"]["Seccomp_filters"], "1", "{line}");
+}
+
+#[test]
+fn mount_is_refused() {
+    assert_denied(&probe(&["mount-tmpfs"]), libc::EPERM);
+    assert_denied(&probe(&["mount-proc"]), libc::EPERM);
+}
+
+#[test]
+fn new_mount_api_is_refused() {
+    assert_denied(&probe(&["open-tree"]), libc::EPERM);
+    assert_denied(&probe(&["fsopen"]), libc::EPERM);
+}
+
+#[test]
+fn ptrace_is_refused() {
+    assert_denied(&probe(&["ptrace-traceme"]), libc::EPERM);
+}
+
+#[test]
+fn new_user_namespaces_are_refused() {
+    assert_denied(&probe(&["unshare-user"]), libc::EPERM);
+    assert_denied(&probe(&["clone-newuser"]), libc::EPERM);
+}
+
+#[test]
+fn clone3_says_enosys_so_libc_falls_back_to_filtered_clone() {
+    assert_denied(&probe(&["clone3"]), libc::ENOSYS);
+}
+
+#[test]
+fn x32_syscall_numbers_are_refused() {
+    assert_denied(&probe(&["x32-getpid"]), libc::EPERM);
+}
+
+#[test]
+fn packet_and_netlink_sockets_are_refused() {
+    assert_denied(&probe(&["socket", "packet"]), libc::EPERM);
+    assert_denied(&probe(&["socket", "netlink"]), libc::EPERM);
+    assert_denied(&probe(&["socket", "inet"]), libc::EPERM);
+    let unix = probe(&["socket", "unix"]);
+    assert_eq!(unix.probe()["ok"], true, "AF_UNIX must stay available: {}", unix.stderr);
+}
+
+#[test]
+fn tiocsti_is_refused_even_with_high_bits_set_in_the_command() {
+    let line = probe(&["ioctl-tiocsti"]).probe();
+    let attempts = line["attempts"].as_array().cloned().unwrap_or_default();
+    assert!(!attempts.is_empty(), "{line}");
+    for attempt in attempts {
+        assert_eq!(attempt["errno"], libc::EPERM, "{attempt}");
+    }
+}
+
+#[test]
+fn io_uring_bpf_perf_and_keyctl_are_refused() {
+    for call in ["io-uring-setup", "bpf", "perf-event-open", "keyctl"] {
+        assert_denied(&probe(&[call]), libc::EPERM);
+    }
+}
