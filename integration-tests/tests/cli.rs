@@ -2,7 +2,7 @@
 
 use serde_json::json;
 use std::process::Command;
-use wf_integration_tests::{probe_with, require_root, run, workspace_root, wfsandbox, PluginDir};
+use wf_integration_tests::{probe_with, require_root, run, wfsandbox, workspace_root, PluginDir};
 
 #[test]
 fn the_plugins_exit_status_and_signals_pass_through() {
@@ -72,7 +72,11 @@ fn validate_accepts_the_platform_example_and_explain_shows_origins() {
 #[test]
 fn a_policy_ceiling_below_the_request_refuses_the_manifest() {
     let dir = PluginDir::probe(json!({"permissions": {"resources": {"memory": {"max_mb": 512}}}}));
-    dir.write_file("policy.json", br#"{"sandbox": {"ceilings": {"max_memory_mb": 256}, "defaults": {"memory_mb": 128}}}"#, 0o644);
+    dir.write_file(
+        "policy.json",
+        br#"{"sandbox": {"ceilings": {"max_memory_mb": 256}, "defaults": {"memory_mb": 128}}}"#,
+        0o644,
+    );
     let out = Command::new(wfsandbox())
         .arg("validate")
         .arg(dir.manifest())

@@ -6,11 +6,10 @@ use wf_integration_tests::{binary, probe_with, require_root, run, workspace_root
 
 #[test]
 fn an_ungranted_publish_is_refused_and_reported() {
-    let result = probe_with(json!({"permissions": {"events": {"read": [], "write": ["energy.update"]}}}), &[
-        "publish",
-        "secrets.leak",
-        "{\"k\": 1}",
-    ]);
+    let result = probe_with(
+        json!({"permissions": {"events": {"read": [], "write": ["energy.update"]}}}),
+        &["publish", "secrets.leak", "{\"k\": 1}"],
+    );
     assert_eq!(result.status, 0, "{}", result.stderr);
     assert!(result.published.is_empty(), "refused event was printed: {:?}", result.published);
     let v = result.violation_of_kind("topic_denied").expect("topic_denied violation");
@@ -22,11 +21,10 @@ fn an_ungranted_publish_is_refused_and_reported() {
 
 #[test]
 fn a_granted_publish_is_printed_as_a_json_line() {
-    let result = probe_with(json!({"permissions": {"events": {"write": ["energy.update"]}}}), &[
-        "publish",
-        "energy.update",
-        "{\"watts\": 3}",
-    ]);
+    let result = probe_with(
+        json!({"permissions": {"events": {"write": ["energy.update"]}}}),
+        &["publish", "energy.update", "{\"watts\": 3}"],
+    );
     assert_eq!(result.published, vec![json!({"topic": "energy.update", "payload": {"watts": 3}})], "{}", result.stderr);
 }
 
@@ -34,7 +32,8 @@ fn a_granted_publish_is_printed_as_a_json_line() {
 fn ui_topics_need_the_ui_render_grant() {
     let refused = probe_with(json!({}), &["publish", "ui.render", "{}"]);
     assert_eq!(refused.violation_of_kind("topic_denied").expect("refused")["rule"], "/permissions/system/ui/render");
-    let allowed = probe_with(json!({"permissions": {"system": {"ui": {"render": true}}}}), &["publish", "ui.render", "{}"]);
+    let allowed =
+        probe_with(json!({"permissions": {"system": {"ui": {"render": true}}}}), &["publish", "ui.render", "{}"]);
     assert_eq!(allowed.published.len(), 1, "{}", allowed.stderr);
 }
 

@@ -39,8 +39,7 @@ fn a_fork_bomb_stops_at_the_pids_limit_and_leaves_nothing_behind() {
 
 #[test]
 fn a_cpu_bound_plugin_is_held_near_max_percent() {
-    let result =
-        probe_with(json!({"permissions": {"resources": {"cpu": {"max_percent": 20}}}}), &["burn-cpu", "2"]);
+    let result = probe_with(json!({"permissions": {"resources": {"cpu": {"max_percent": 20}}}}), &["burn-cpu", "2"]);
     assert_eq!(result.status, 0, "{}", result.stderr);
     let usage = result.report["usage"]["cpu_usage_usec"].as_f64().unwrap_or(0.0);
     let wall = result.report["usage"]["wall_ms"].as_f64().unwrap_or(1.0) * 1000.0;

@@ -13,7 +13,7 @@ use crate::runtime::{self, RuntimeChoice};
 use crate::security_policy::{SeccompDefaultAction, SecurityPolicy};
 use crate::spec::*;
 use crate::syscall_allowlist::{self, ENOSYS_SYSCALLS};
-use crate::validation::{manifest_problems, policy_problems, recheck};
+use crate::validation::{manifest_semantic_problems, policy_semantic_problems, recheck};
 use std::path::Path;
 
 /// CFS period of the CPU quota, in microseconds.
@@ -29,8 +29,8 @@ const RLIMIT_MEMLOCK_BYTES: u64 = 64 * KIB;
 /// Builds the effective sandbox spec of `manifest` (whose directory is `plugin_dir`, an
 /// absolute host path) under `policy`, or lists every reason it cannot.
 pub fn derive_spec(manifest: &Manifest, plugin_dir: &Path, policy: &SecurityPolicy) -> Result<SandboxSpec, Problems> {
-    let mut problems = recheck(policy, policy_problems);
-    problems.extend(recheck(manifest, |doc| manifest_problems(doc, policy)));
+    let mut problems = recheck(policy, policy_semantic_problems);
+    problems.extend(recheck(manifest, |doc| manifest_semantic_problems(doc, policy)));
     problems.extend(check_plugin_dir(manifest, plugin_dir));
     problems.into_result(())?;
     build(manifest, plugin_dir, policy)

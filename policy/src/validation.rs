@@ -12,13 +12,10 @@ use crate::security_policy::SecurityPolicy;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
-use std::sync::LazyLock;
 
 /// The built-in default policy, as shipped in `schemas/default-security-policy.json`.
 pub const DEFAULT_POLICY_JSON: &str = include_str!("../../schemas/default-security-policy.json");
 
-static DEFAULT_POLICY: LazyLock<SecurityPolicy> =
-    LazyLock::new(|| load_policy(DEFAULT_POLICY_JSON.as_bytes()).unwrap_or_default());
 
 /// Parses and validates a security policy document.
 pub fn load_policy(bytes: &[u8]) -> Result<SecurityPolicy, Problems> {
@@ -32,7 +29,7 @@ pub fn load_policy(bytes: &[u8]) -> Result<SecurityPolicy, Problems> {
 /// The embedded default policy. Never fails: the embedded document is checked by a
 /// test to load and to equal `SecurityPolicy::default()`, which is the fallback.
 pub fn default_policy() -> SecurityPolicy {
-    DEFAULT_POLICY.clone()
+    SecurityPolicy::default()
 }
 
 /// Parses and validates a manifest document under `policy`.
@@ -52,6 +49,17 @@ pub fn policy_problems(document: &Value) -> Problems {
 /// Schema and semantic problems of a manifest document under `policy`.
 pub fn manifest_problems(document: &Value, policy: &SecurityPolicy) -> Problems {
     merge(schema::check_manifest(document), manifest_checks::check_manifest(document, policy))
+}
+
+/// Semantic problems only, for values whose structure their Rust type already guarantees
+/// (`derive_spec` re-checks typed inputs this way; the schema ran when they were loaded).
+pub fn policy_semantic_problems(document: &Value) -> Problems {
+    policy_checks::check_policy(document)
+}
+
+/// Semantic problems of a typed manifest document under `policy`.
+pub fn manifest_semantic_problems(document: &Value, policy: &SecurityPolicy) -> Problems {
+    manifest_checks::check_manifest(document, policy)
 }
 
 /// Re-checks an already typed value (e.g. one built in code) through its document form.
