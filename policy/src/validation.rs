@@ -16,7 +16,6 @@ use serde_json::Value;
 /// The built-in default policy, as shipped in `schemas/default-security-policy.json`.
 pub const DEFAULT_POLICY_JSON: &str = include_str!("../../schemas/default-security-policy.json");
 
-
 /// Parses and validates a security policy document.
 pub fn load_policy(bytes: &[u8]) -> Result<SecurityPolicy, Problems> {
     let parsed = json_input::parse(bytes)?;

@@ -10,7 +10,7 @@
 
 use nix::unistd::Pid;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use wf_sandbox_child::plan::{ChildFds, ChildPlan};
 use wf_sandbox_child::report::SetupFailure;
 
@@ -102,13 +102,23 @@ fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// How the child gets into its cgroup before it runs plugin code.
+pub enum Placement<'a> {
+    /// Pure cgroup v2: `clone3(CLONE_INTO_CGROUP)` with this directory fd; the child is
+    /// born in its cgroup and no migration (and its RCU grace period) is needed.
+    CloneInto(BorrowedFd<'a>),
+    /// cgroup v1 (hybrid hosts), or no cgroup at all: run this after clone, while the
+    /// child waits on the sync pipe (it writes `cgroup.procs`).
+    AfterClone(&'a mut dyn FnMut(Pid) -> Result<(), String>),
+}
+
 /// Clone the child into fresh namespaces, map it, place it, release it, and wait until
 /// it has either executed the entry point or reported a set-up failure.
 pub fn spawn(
     mut plan: ChildPlan,
     streams: ChildStreams,
     ids: IdMap,
-    place: &mut dyn FnMut(Pid) -> Result<(), String>,
+    placement: Placement<'_>,
 ) -> Result<Launched, LaunchError> {
     let (sync_read, sync_write) = pipe_cloexec().map_err(os("sync pipe"))?;
     let (error_read, error_write) = pipe_cloexec().map_err(os("error pipe"))?;
@@ -122,17 +132,9 @@ pub fn spawn(
     let parent_ends = [sync_write.as_raw_fd(), error_read.as_raw_fd()];
 
     let mut pidfd: libc::c_int = -1;
-    // SAFETY: a fork-like clone (NULL stack) in a single-threaded process; CLONE_PIDFD
-    // stores the pidfd through the parent_tid pointer, which outlives the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (CLONE_FLAGS | libc::SIGCHLD) as libc::c_ulong,
-            std::ptr::null_mut::<libc::c_void>(),
-            &mut pidfd as *mut libc::c_int,
-            std::ptr::null_mut::<libc::c_int>(),
-            0usize,
-        )
+    let (rc, place) = match placement {
+        Placement::CloneInto(dir) => (clone3_into_cgroup(dir, &mut pidfd), None),
+        Placement::AfterClone(place) => (clone_with_pidfd(&mut pidfd), Some(place)),
     };
     if rc < 0 {
         return Err(os("clone")(io::Error::last_os_error()));
@@ -167,6 +169,54 @@ pub fn spawn(
     }
 }
 
+/// A fork-like `clone` (NULL stack) into the new namespaces; CLONE_PIDFD stores the
+/// pidfd through the parent_tid pointer.
+fn clone_with_pidfd(pidfd: &mut libc::c_int) -> libc::c_long {
+    // SAFETY: called in a single-threaded process; `pidfd` outlives the call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (CLONE_FLAGS | libc::SIGCHLD) as libc::c_ulong,
+            std::ptr::null_mut::<libc::c_void>(),
+            pidfd as *mut libc::c_int,
+            std::ptr::null_mut::<libc::c_int>(),
+            0usize,
+        )
+    }
+}
+
+/// `struct clone_args` up to `cgroup` (CLONE_ARGS_SIZE_VER2).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// A fork-like `clone3` (no stack) that creates the child directly in `cgroup_dir`.
+fn clone3_into_cgroup(cgroup_dir: BorrowedFd<'_>, pidfd: &mut libc::c_int) -> libc::c_long {
+    let args = CloneArgs {
+        flags: CLONE_FLAGS as u64 | CLONE_INTO_CGROUP,
+        pidfd: pidfd as *mut libc::c_int as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup_dir.as_raw_fd() as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: called in a single-threaded process; `args` and `pidfd` outlive the call.
+    unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) }
+}
+
 fn close_in_child(fds: &[RawFd]) {
     for fd in fds {
         // SAFETY: closing the parent's ends in the child's copy of the fd table.
@@ -177,11 +227,13 @@ fn close_in_child(fds: &[RawFd]) {
 fn prepare_and_release(
     pid: Pid,
     ids: IdMap,
-    place: &mut dyn FnMut(Pid) -> Result<(), String>,
+    place: Option<&mut dyn FnMut(Pid) -> Result<(), String>>,
     sync_write: OwnedFd,
 ) -> Result<(), LaunchError> {
     write_id_maps(pid, ids)?;
-    place(pid).map_err(LaunchError::Placement)?;
+    if let Some(place) = place {
+        place(pid).map_err(LaunchError::Placement)?;
+    }
     let mut go = std::fs::File::from(sync_write);
     go.write_all(&[1]).map_err(os("release child"))?;
     Ok(())

@@ -132,8 +132,14 @@ impl RootPlan {
     /// Mirror a runtime path: recreate host symlinks, bind the final object read-only.
     fn add_runtime(&mut self, host: &Path, dirs: &mut BTreeSet<PathBuf>) -> Result<(), RootfsError> {
         let inside = host.display().to_string();
-        let steps = host_path::mirror_steps(host, &host_path::read_link_host)
-            .map_err(|source| RootfsError::Resolve { inside: inside.clone(), source })?;
+        let steps = match host_path::mirror_steps(host, &host_path::read_link_host) {
+            Ok(steps) => steps,
+            Err(HostPathError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                self.warnings.push(format!("runtime path {} does not exist on this host; skipped", host.display()));
+                return Ok(());
+            }
+            Err(source) => return Err(RootfsError::Resolve { inside, source }),
+        };
         for step in steps {
             match step {
                 MirrorStep::Symlink { at, target } => {
@@ -340,6 +346,15 @@ mod tests {
         };
         let err = RootPlan::build(&[grant], false, false).unwrap_err();
         assert!(matches!(err, RootfsError::UnsupportedType { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_missing_runtime_path_is_a_warning() {
+        let mounts =
+            vec![MountSpec::RuntimeBind { host: "/nonexistent-wf/lib/x".into(), origin: Origin::builtin("t") }];
+        let plan = RootPlan::build(&mounts, false, false).unwrap();
+        assert!(plan.ops.is_empty());
+        assert_eq!(plan.warnings.len(), 1, "{:?}", plan.warnings);
     }
 
     #[test]

@@ -6,13 +6,13 @@ use crate::child_plan;
 use crate::enforcement::{self, Decision};
 use crate::entry_point;
 use crate::host_probe::{self, HostFacts};
-use crate::launcher::{self, ChildStreams, IdMap};
+use crate::launcher::{self, ChildStreams, IdMap, Placement};
 use crate::report::{now_ms, ExitInfo, LayerStatus, RunReport, Violation};
 use crate::rootfs::RootPlan;
 use crate::sandbox_cgroup::{self, SandboxCgroup};
 use crate::session::{Session, SessionConfig, SessionIo, SessionOutcome};
 use nix::sys::wait::WaitStatus;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::time::Duration;
 use wf_policy::spec::{Layer, Runtime, SandboxSpec};
@@ -161,7 +161,7 @@ fn execute(req: &RunRequest<'_>, report: &mut RunReport) -> Result<u8, Stop> {
     let instance = report.instance.clone();
     let mut cgroup =
         sandbox_cgroup::create(spec, &instance, req.cgroup_parent, report).map_err(|e| Stop::refused("cgroups", e))?;
-    let outcome = launch_and_supervise(req, report, root, landlock, seccomp, &mut cgroup);
+    let outcome = launch_and_supervise(req, report, root, landlock, seccomp, &cgroup);
     let stats = cgroup.as_ref().map(SandboxCgroup::final_stats);
     if let Some(cg) = cgroup.take() {
         report.warnings.extend(cg.destroy());
@@ -183,7 +183,7 @@ fn launch_and_supervise(
     root: RootPlan,
     landlock: Option<wf_sandbox_child::plan::LandlockPlan>,
     seccomp: Option<Vec<libc::sock_filter>>,
-    cgroup: &mut Option<SandboxCgroup>,
+    cgroup: &Option<SandboxCgroup>,
 ) -> Result<SessionOutcome, Stop> {
     let spec = req.spec;
     let (channel, child_channel) = socketpair().map_err(|e| Stop::setup("channel socketpair", e.raw_os_error(), e))?;
@@ -196,11 +196,20 @@ fn launch_and_supervise(
         child_plan::build(spec, root, landlock, seccomp, exec, true).map_err(|e| Stop::setup("child_plan", None, e))?;
     let ids = IdMap { outside_uid: spec.identity.outside_uid.value, outside_gid: spec.identity.outside_gid.value };
     let streams = ChildStreams { child_channel, child_stdout, child_stderr };
-    let mut place = |pid: nix::unistd::Pid| match cgroup.as_mut() {
+    let clone_into = match cgroup.as_ref().and_then(SandboxCgroup::clone_into_fd) {
+        Some(Ok(fd)) => Some(fd),
+        Some(Err(e)) => return Err(Stop::setup("cgroup_dir_fd", e.raw_os_error(), e)),
+        None => None,
+    };
+    let mut place = |pid: nix::unistd::Pid| match cgroup.as_ref() {
         Some(cg) => cg.add_process(pid),
         None => Ok(()),
     };
-    let launched = launcher::spawn(plan, streams, ids, &mut place).map_err(|e| {
+    let placement = match clone_into.as_ref() {
+        Some(fd) => Placement::CloneInto(fd.as_fd()),
+        None => Placement::AfterClone(&mut place),
+    };
+    let launched = launcher::spawn(plan, streams, ids, placement).map_err(|e| {
         let step = e.step();
         Stop::setup(&step, e.errno(), e)
     })?;

@@ -103,6 +103,19 @@ impl SandboxCgroup {
         self.cgroup.add_process(raw).map_err(|e| e.to_string())
     }
 
+    /// On pure v2, an fd of the one directory `clone3(CLONE_INTO_CGROUP)` targets.
+    pub fn clone_into_fd(&self) -> Option<std::io::Result<std::os::fd::OwnedFd>> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = self.cgroup.clone_into_dir()?;
+        Some(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+                .open(dir)
+                .map(std::os::fd::OwnedFd::from),
+        )
+    }
+
     /// Kill every process in the cgroup (the wall-clock limit, teardown).
     pub fn kill(&self) {
         if let Err(e) = self.cgroup.kill() {
