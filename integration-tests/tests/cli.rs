@@ -87,3 +87,35 @@ fn a_policy_ceiling_below_the_request_refuses_the_manifest() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("max_memory_mb"));
 }
+
+/// A policy whose cgroup parent does not exist makes the cgroup layer unavailable.
+fn policy_without_usable_cgroups(dir: &PluginDir, degradable: bool) -> std::path::PathBuf {
+    let layers = if degradable {
+        json!({"required_layers": ["namespaces", "landlock", "seccomp", "capabilities", "rlimits"],
+               "degradable_layers": ["cgroups"]})
+    } else {
+        json!({})
+    };
+    let mut policy = json!({"sandbox": {"cgroup_parent": "/wf-test-no-such-ancestor/child.slice"}});
+    wf_integration_tests::merge(&mut policy["sandbox"], layers);
+    dir.write_file("policy.json", policy.to_string().as_bytes(), 0o644);
+    dir.path().join("policy.json")
+}
+
+#[test]
+fn a_missing_layer_is_refused_unless_the_policy_lets_it_degrade() {
+    require_root();
+    let plugin = PluginDir::probe(json!({"permissions": {"resources": {"wall_clock": {"max_seconds": 1}}}}));
+    let strict = policy_without_usable_cgroups(&plugin, false);
+    let refused = run(&plugin.manifest(), &["--policy", strict.to_str().unwrap()], &["exit", "0"]);
+    assert_eq!(refused.status, 125, "{}", refused.stderr);
+    assert_eq!(refused.report["exit"]["step"], "cgroups");
+
+    let lenient = policy_without_usable_cgroups(&plugin, true);
+    let degraded = run(&plugin.manifest(), &["--policy", lenient.to_str().unwrap()], &["sleep", "30"]);
+    assert_eq!(degraded.report["enforced"]["cgroups"]["status"], "degraded", "{}", degraded.report);
+    assert_eq!(degraded.report["enforced"]["seccomp"]["status"], "enforced");
+    // Without a cgroup to kill, the wall-clock limit still ends the plugin.
+    assert_eq!(degraded.status, 128 + libc::SIGKILL, "{}", degraded.stderr);
+    assert_eq!(degraded.report["exit"]["cause"], "wall_clock_limit");
+}

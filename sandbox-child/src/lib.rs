@@ -30,6 +30,7 @@
 //! KEEP_CAPS (off) before dropping capabilities.
 
 pub mod capabilities;
+pub mod cgroup_join;
 pub mod fds;
 pub mod handover;
 pub mod landlock_child;

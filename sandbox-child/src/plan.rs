@@ -99,6 +99,10 @@ pub const CHANNEL_FD: RawFd = 3;
 /// Everything the child does, in DESIGN.md §3 order.
 pub struct ChildPlan {
     pub fds: ChildFds,
+    /// `tasks` files of the instance's cgroup v1 hierarchies, opened for writing by the
+    /// parent (`O_CLOEXEC`); the child moves itself into each right after release (see
+    /// `cgroup_join`). Empty on pure cgroup v2, where `clone3(CLONE_INTO_CGROUP)` is used.
+    pub cgroup_join_fds: Vec<RawFd>,
     /// Size of the tmpfs used as the new root before it is remounted read-only.
     pub root_tmpfs_bytes: u64,
     pub root_ops: Vec<RootOp>,

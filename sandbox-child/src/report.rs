@@ -31,32 +31,34 @@ pub enum SetupStep {
     ParentDeathSignal = 1,
     Dumpable = 2,
     SyncWait = 3,
-    Credentials = 4,
-    CgroupNamespace = 5,
-    MountPropagation = 6,
-    RootTmpfs = 7,
-    RootOp = 8,
-    PivotRoot = 9,
-    RootReadonly = 10,
-    Hostname = 11,
-    Loopback = 12,
-    Rlimits = 13,
-    Session = 14,
-    Fds = 15,
-    Capabilities = 16,
-    NoNewPrivs = 17,
-    Landlock = 18,
-    Cwd = 19,
-    Seccomp = 20,
-    Exec = 21,
+    JoinCgroups = 4,
+    Credentials = 5,
+    CgroupNamespace = 6,
+    MountPropagation = 7,
+    RootTmpfs = 8,
+    RootOp = 9,
+    PivotRoot = 10,
+    RootReadonly = 11,
+    Hostname = 12,
+    Loopback = 13,
+    Rlimits = 14,
+    Session = 15,
+    Fds = 16,
+    Capabilities = 17,
+    NoNewPrivs = 18,
+    Landlock = 19,
+    Cwd = 20,
+    Seccomp = 21,
+    Exec = 22,
 }
 
 impl SetupStep {
     /// Every step, in execution order.
-    pub const ALL: [SetupStep; 21] = [
+    pub const ALL: [SetupStep; 22] = [
         SetupStep::ParentDeathSignal,
         SetupStep::Dumpable,
         SetupStep::SyncWait,
+        SetupStep::JoinCgroups,
         SetupStep::Credentials,
         SetupStep::CgroupNamespace,
         SetupStep::MountPropagation,
@@ -83,6 +85,7 @@ impl SetupStep {
             SetupStep::ParentDeathSignal => "parent_death_signal",
             SetupStep::Dumpable => "dumpable",
             SetupStep::SyncWait => "sync_wait",
+            SetupStep::JoinCgroups => "join_cgroups",
             SetupStep::Credentials => "credentials",
             SetupStep::CgroupNamespace => "cgroup_namespace",
             SetupStep::MountPropagation => "mount_propagation",
@@ -224,14 +227,14 @@ mod tests {
     #[test]
     fn step_codes_are_stable_and_ordered() {
         assert_eq!(SetupStep::ParentDeathSignal as u8, 1);
-        assert_eq!(SetupStep::Exec as u8, 21);
+        assert_eq!(SetupStep::Exec as u8, 22);
         assert!(SetupStep::ALL.windows(2).all(|w| (w[0] as u8) + 1 == w[1] as u8));
     }
 
     #[test]
     fn layout_is_as_documented() {
         let bytes = encode(&SetupFailure::new(SetupStep::Seccomp, 0x0102_0304, "ab"));
-        assert_eq!(bytes, vec![1, 20, 4, 3, 2, 1, 2, 0, b'a', b'b']);
+        assert_eq!(bytes, vec![1, 21, 4, 3, 2, 1, 2, 0, b'a', b'b']);
     }
 
     #[test]
@@ -259,8 +262,8 @@ mod tests {
         let mut s = good.clone();
         s[1] = 0;
         assert_eq!(decode(&s), Err(ReportError::UnknownStep(0)));
-        s[1] = 22;
-        assert_eq!(decode(&s), Err(ReportError::UnknownStep(22)));
+        s[1] = 23;
+        assert_eq!(decode(&s), Err(ReportError::UnknownStep(23)));
         let mut l = good.clone();
         l[6..8].copy_from_slice(&201u16.to_le_bytes());
         assert_eq!(decode(&l), Err(ReportError::DetailTooLong(201)));

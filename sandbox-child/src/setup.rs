@@ -1,10 +1,11 @@
 //! The child's ordered setup sequence (DESIGN.md §3), from clone to execve.
 //!
-//! namespaces → (uid/gid maps, cgroups: by the parent) → mounts and pivot_root →
+//! namespaces → (uid/gid maps: by the parent) → join cgroups → mounts and pivot_root →
 //! hostname → rlimits → fds → capabilities → no_new_privs → Landlock → seccomp → execve.
 //! The first failing step is reported on the error pipe and the child exits.
 
 use crate::capabilities;
+use crate::cgroup_join;
 use crate::fds;
 use crate::handover;
 use crate::landlock_child;
@@ -57,12 +58,15 @@ pub fn run_child(plan: ChildPlan, sys: &dyn Sys) -> ! {
 /// The whole sequence. `error_fd` tracks the error pipe, which moves during the fd step.
 /// Returns `Ok` only when a fake `execve` simulated success.
 pub fn execute(plan: ChildPlan, sys: &dyn Sys, error_fd: &mut RawFd) -> Result<(), Abort> {
-    let ChildPlan { fds, root_tmpfs_bytes, root_ops, hostname, rlimits, landlock, seccomp, exec } = plan;
+    let ChildPlan { fds, cgroup_join_fds, root_tmpfs_bytes, root_ops, hostname, rlimits, landlock, seccomp, exec } =
+        plan;
 
     startup::detach_from_host(sys)?;
     if !startup::wait_for_release(sys, fds.sync_read)? {
         return Err(Abort::NotReleased);
     }
+    // Before any other work: everything from here on is charged to the plugin's cgroups.
+    cgroup_join::join_cgroups(sys, &cgroup_join_fds)?;
     startup::become_namespace_root(sys)?;
     namespaces::enter_cgroup_namespace(sys)?;
 

@@ -23,6 +23,7 @@ fn landlock_plan(require_full: bool) -> LandlockPlan {
 fn plan_with(error_write: RawFd, landlock: Option<LandlockPlan>, seccomp: bool) -> ChildPlan {
     ChildPlan {
         fds: ChildFds { sync_read: 10, error_write, channel: 12, stdout: 13, stderr: 14 },
+        cgroup_join_fds: vec![30, 31],
         root_tmpfs_bytes: 1 << 20,
         root_ops: vec![
             RootOp::Bind { fd: 20, at: c("/usr"), readonly: true, is_dir: true, allow_exec: true },
@@ -49,10 +50,11 @@ fn full_plan() -> ChildPlan {
 }
 
 /// Milestones of DESIGN.md §3, in the order they must first appear.
-const MILESTONES: [&str; 23] = [
+const MILESTONES: [&str; 24] = [
     "pdeathsig",
     "dumpable",
     "read_byte",
+    "write",
     "setresgid",
     "setresuid",
     "unshare",
@@ -172,6 +174,7 @@ fn failure_cases() -> Vec<FailureCase> {
         ("pdeathsig", |c| c.kind() == "pdeathsig", SetupStep::ParentDeathSignal),
         ("dumpable", |c| c.kind() == "dumpable", SetupStep::Dumpable),
         ("release read", |c| c.kind() == "read_byte", SetupStep::SyncWait),
+        ("join cgroup", |c| matches!(c, Call::Write { fd: 31, .. }), SetupStep::JoinCgroups),
         ("setresgid", |c| c.kind() == "setresgid", SetupStep::Credentials),
         ("setresuid", |c| c.kind() == "setresuid", SetupStep::Credentials),
         ("cgroupns", |c| c.kind() == "unshare", SetupStep::CgroupNamespace),

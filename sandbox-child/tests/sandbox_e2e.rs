@@ -240,6 +240,7 @@ fn launcher(plan: ChildPlan, parent_only: &[RawFd]) -> i32 {
 fn plan(ops: Vec<RootOp>, landlock: Option<LandlockPlan>, script: &str) -> ChildPlan {
     ChildPlan {
         fds: ChildFds { sync_read: -1, error_write: -1, channel: -1, stdout: -1, stderr: -1 },
+        cgroup_join_fds: Vec::new(),
         root_tmpfs_bytes: 1 << 20,
         root_ops: ops,
         hostname: c("wf-test"),

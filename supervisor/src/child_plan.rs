@@ -83,6 +83,7 @@ pub fn build(
     let root_ops = std::mem::take(&mut root.ops);
     let plan = ChildPlan {
         fds: ChildFds { sync_read: -1, error_write: -1, channel: -1, stdout: -1, stderr: -1 },
+        cgroup_join_fds: Vec::new(),
         root_tmpfs_bytes: ROOT_TMPFS_BYTES,
         root_ops,
         hostname: c(&spec.identity.hostname.value)?,

@@ -5,7 +5,7 @@
 //! fork-like `clone` and runs Rust code before `execve`.
 //!
 //! Handshake: the child blocks on the sync pipe; the parent writes the uid/gid maps,
-//! places the child in its cgroups, then writes one byte. The child reports a setup
+//! then writes one byte. The child reports a setup
 //! failure on the `O_CLOEXEC` error pipe; EOF on that pipe means `execve` succeeded.
 
 use nix::unistd::Pid;
@@ -20,8 +20,6 @@ pub enum LaunchError {
     Os { step: &'static str, source: io::Error },
     #[error("writing {file} for pid {pid}: {source}")]
     IdMap { file: &'static str, pid: i32, source: io::Error },
-    #[error("placing the child in its cgroups: {0}")]
-    Placement(String),
     #[error("{} (errno {}){}", std::io::Error::from_raw_os_error(.0.errno), .0.errno, detail_suffix(&.0.detail))]
     Setup(SetupFailure),
     #[error("the child's failure report was unreadable: {0}")]
@@ -42,7 +40,6 @@ impl LaunchError {
         match self {
             LaunchError::Os { step, .. } => (*step).to_owned(),
             LaunchError::IdMap { .. } => "uid_gid_map".to_owned(),
-            LaunchError::Placement(_) => "cgroup_placement".to_owned(),
             LaunchError::Setup(f) => f.step.to_string(),
             LaunchError::BadReport(_) => "setup_report".to_owned(),
         }
@@ -102,23 +99,18 @@ fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// How the child gets into its cgroup before it runs plugin code.
-pub enum Placement<'a> {
-    /// Pure cgroup v2: `clone3(CLONE_INTO_CGROUP)` with this directory fd; the child is
-    /// born in its cgroup and no migration (and its RCU grace period) is needed.
-    CloneInto(BorrowedFd<'a>),
-    /// cgroup v1 (hybrid hosts), or no cgroup at all: run this after clone, while the
-    /// child waits on the sync pipe (it writes `cgroup.procs`).
-    AfterClone(&'a mut dyn FnMut(Pid) -> Result<(), String>),
-}
-
-/// Clone the child into fresh namespaces, map it, place it, release it, and wait until
-/// it has either executed the entry point or reported a set-up failure.
+/// Clone the child into fresh namespaces, map it, release it, and wait until it has
+/// either executed the entry point or reported a set-up failure.
+///
+/// cgroup placement never migrates another process (that takes the kernel's global
+/// threadgroup lock and waits an RCU grace period, 5-20 ms): with `clone_into` the child
+/// is born in that v2 directory (`clone3(CLONE_INTO_CGROUP)`), and on cgroup v1 it moves
+/// itself through `plan.cgroup_join_fds` before doing anything else.
 pub fn spawn(
     mut plan: ChildPlan,
     streams: ChildStreams,
     ids: IdMap,
-    placement: Placement<'_>,
+    clone_into: Option<BorrowedFd<'_>>,
 ) -> Result<Launched, LaunchError> {
     let (sync_read, sync_write) = pipe_cloexec().map_err(os("sync pipe"))?;
     let (error_read, error_write) = pipe_cloexec().map_err(os("error pipe"))?;
@@ -132,9 +124,9 @@ pub fn spawn(
     let parent_ends = [sync_write.as_raw_fd(), error_read.as_raw_fd()];
 
     let mut pidfd: libc::c_int = -1;
-    let (rc, place) = match placement {
-        Placement::CloneInto(dir) => (clone3_into_cgroup(dir, &mut pidfd), None),
-        Placement::AfterClone(place) => (clone_with_pidfd(&mut pidfd), Some(place)),
+    let rc = match clone_into {
+        Some(dir) => clone3_into_cgroup(dir, &mut pidfd),
+        None => clone_with_pidfd(&mut pidfd),
     };
     if rc < 0 {
         return Err(os("clone")(io::Error::last_os_error()));
@@ -152,7 +144,7 @@ pub fn spawn(
     drop(error_write);
     let launched = Launched { pid, pidfd };
 
-    if let Err(e) = prepare_and_release(pid, ids, place, sync_write) {
+    if let Err(e) = release(pid, ids, sync_write) {
         kill_and_reap(&launched);
         return Err(e);
     }
@@ -224,16 +216,8 @@ fn close_in_child(fds: &[RawFd]) {
     }
 }
 
-fn prepare_and_release(
-    pid: Pid,
-    ids: IdMap,
-    place: Option<&mut dyn FnMut(Pid) -> Result<(), String>>,
-    sync_write: OwnedFd,
-) -> Result<(), LaunchError> {
+fn release(pid: Pid, ids: IdMap, sync_write: OwnedFd) -> Result<(), LaunchError> {
     write_id_maps(pid, ids)?;
-    if let Some(place) = place {
-        place(pid).map_err(LaunchError::Placement)?;
-    }
     let mut go = std::fs::File::from(sync_write);
     go.write_all(&[1]).map_err(os("release child"))?;
     Ok(())

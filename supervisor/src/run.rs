@@ -6,13 +6,13 @@ use crate::child_plan;
 use crate::enforcement::{self, Decision};
 use crate::entry_point;
 use crate::host_probe::{self, HostFacts};
-use crate::launcher::{self, ChildStreams, IdMap, Placement};
+use crate::launcher::{self, ChildStreams, IdMap};
 use crate::report::{now_ms, ExitInfo, LayerStatus, RunReport, Violation};
 use crate::rootfs::RootPlan;
 use crate::sandbox_cgroup::{self, SandboxCgroup};
 use crate::session::{Session, SessionConfig, SessionIo, SessionOutcome};
 use nix::sys::wait::WaitStatus;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 use std::time::Duration;
 use wf_policy::spec::{Layer, Runtime, SandboxSpec};
@@ -192,8 +192,13 @@ fn launch_and_supervise(
     let max_frame = spec.events.max_event_bytes.value;
     let extra_env = [("WFSANDBOX_MAX_FRAME_BYTES".to_owned(), max_frame.to_string())];
     let exec = child_plan::exec_plan(spec, req.args, &extra_env).map_err(|e| Stop::setup("exec_plan", None, e))?;
-    let (plan, root_keepalive) =
+    let join_fds = match cgroup.as_ref() {
+        Some(cg) => cg.join_fds().map_err(|e| Stop::setup("cgroup_tasks_fds", e.raw_os_error(), e))?,
+        None => Vec::new(),
+    };
+    let (mut plan, root_keepalive) =
         child_plan::build(spec, root, landlock, seccomp, exec, true).map_err(|e| Stop::setup("child_plan", None, e))?;
+    plan.cgroup_join_fds = join_fds.iter().map(|fd| fd.as_raw_fd()).collect();
     let ids = IdMap { outside_uid: spec.identity.outside_uid.value, outside_gid: spec.identity.outside_gid.value };
     let streams = ChildStreams { child_channel, child_stdout, child_stderr };
     let clone_into = match cgroup.as_ref().and_then(SandboxCgroup::clone_into_fd) {
@@ -201,18 +206,11 @@ fn launch_and_supervise(
         Some(Err(e)) => return Err(Stop::setup("cgroup_dir_fd", e.raw_os_error(), e)),
         None => None,
     };
-    let mut place = |pid: nix::unistd::Pid| match cgroup.as_ref() {
-        Some(cg) => cg.add_process(pid),
-        None => Ok(()),
-    };
-    let placement = match clone_into.as_ref() {
-        Some(fd) => Placement::CloneInto(fd.as_fd()),
-        None => Placement::AfterClone(&mut place),
-    };
-    let launched = launcher::spawn(plan, streams, ids, placement).map_err(|e| {
+    let launched = launcher::spawn(plan, streams, ids, clone_into.as_ref().map(|fd| fd.as_fd())).map_err(|e| {
         let step = e.step();
         Stop::setup(&step, e.errno(), e)
     })?;
+    drop(join_fds);
     drop(root_keepalive);
     report.enforced.namespaces =
         LayerStatus::enforced(serde_json::json!(["user", "pid", "mount", "net", "ipc", "uts", "cgroup"]));

@@ -103,7 +103,8 @@ impl SandboxCgroup {
         self.cgroup.add_process(raw).map_err(|e| e.to_string())
     }
 
-    /// On pure v2, an fd of the one directory `clone3(CLONE_INTO_CGROUP)` targets.
+    /// An fd of the v2 directory `clone3(CLONE_INTO_CGROUP)` targets (pure v2, or the
+    /// unified mount of a hybrid host).
     pub fn clone_into_fd(&self) -> Option<std::io::Result<std::os::fd::OwnedFd>> {
         use std::os::unix::fs::OpenOptionsExt;
         let dir = self.cgroup.clone_into_dir()?;
@@ -114,6 +115,23 @@ impl SandboxCgroup {
                 .open(dir)
                 .map(std::os::fd::OwnedFd::from),
         )
+    }
+
+    /// The v1 `tasks` files, opened for writing (close-on-exec): the child writes `0` to
+    /// each to move itself (see `wf_sandbox_child::cgroup_join`).
+    pub fn join_fds(&self) -> std::io::Result<Vec<std::os::fd::OwnedFd>> {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.cgroup
+            .v1_tasks_files()
+            .iter()
+            .map(|path| {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+                    .open(path)
+                    .map(std::os::fd::OwnedFd::from)
+            })
+            .collect()
     }
 
     /// Kill every process in the cgroup (the wall-clock limit, teardown).

@@ -141,6 +141,9 @@ impl<'a> Session<'a> {
             if now >= deadline && !self.outcome.wall_clock_expired {
                 self.outcome.wall_clock_expired = true;
                 kill_all();
+                // Also end init itself: its death takes the whole pid namespace with it,
+                // which matters when cgroups were allowed to degrade.
+                signal_init(&self.io.pidfd, libc::SIGKILL);
             }
             let wait = if self.outcome.wall_clock_expired { Duration::from_millis(50) } else { deadline - now };
             self.poll_once(wait, published, stderr)?;
@@ -367,6 +370,19 @@ impl<'a> Session<'a> {
 fn push<'f>(fds: &mut Vec<PollFd<'f>>, fd: std::os::fd::BorrowedFd<'f>, flags: PollFlags) -> usize {
     fds.push(PollFd::new(fd, flags));
     fds.len() - 1
+}
+
+fn signal_init(pidfd: &OwnedFd, signal: i32) {
+    // SAFETY: pidfd_send_signal on the pidfd of our own child.
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0u32,
+        );
+    }
 }
 
 fn set_nonblocking(fd: &OwnedFd) {

@@ -176,12 +176,19 @@ impl PluginCgroup {
         self.nodes.iter().map(|n| n.dir.clone()).collect()
     }
 
-    /// On pure v2, the one directory a `clone3(CLONE_INTO_CGROUP)` can target.
+    /// The v2 directory a `clone3(CLONE_INTO_CGROUP)` can target: the instance on pure
+    /// v2, or its directory on a hybrid host's controller-less unified mount.
     pub fn clone_into_dir(&self) -> Option<&Path> {
         match &self.backend {
             Backend::V2 { dir } => Some(dir),
-            Backend::Hybrid { .. } => None,
+            Backend::Hybrid { unified, .. } => unified.as_deref(),
         }
+    }
+
+    /// The `tasks` file of every distinct v1 directory (hybrid hosts), which a child
+    /// writes `0` to in order to move itself without the global threadgroup lock.
+    pub fn v1_tasks_files(&self) -> Vec<PathBuf> {
+        self.nodes.iter().filter(|n| n.kind == HierarchyKind::V1).map(|n| n.dir.join("tasks")).collect()
     }
 
     /// Moves `pid` (a child we started, waiting on its sync pipe) into every hierarchy.

@@ -79,7 +79,15 @@ fn directories_are_created_only_under_our_own_cgroup_of_each_hierarchy() {
     }
     let paths: Vec<String> = cgroup.paths().iter().map(|p| fake.rel(p)).collect();
     assert_eq!(paths, instance_dirs(true, true), "cpu and cpuacct share one directory");
-    assert_eq!(cgroup.clone_into_dir(), None, "hybrid hosts need cgroup.procs writes");
+    assert_eq!(
+        cgroup.clone_into_dir().map(|p| fake.rel(p)),
+        Some(format!("unified/wfsandbox/{INST}")),
+        "the controller-less unified directory is the CLONE_INTO_CGROUP target"
+    );
+    let tasks: Vec<String> = cgroup.v1_tasks_files().iter().map(|p| fake.rel(p)).collect();
+    let v1_dirs: Vec<String> =
+        instance_dirs(true, true).into_iter().filter(|d| !d.starts_with("unified/")).map(|d| d + "/tasks").collect();
+    assert_eq!(tasks, v1_dirs, "one tasks file per distinct v1 directory");
 }
 
 #[test]
