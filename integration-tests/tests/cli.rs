@@ -119,3 +119,26 @@ fn a_missing_layer_is_refused_unless_the_policy_lets_it_degrade() {
     assert_eq!(degraded.status, 128 + libc::SIGKILL, "{}", degraded.stderr);
     assert_eq!(degraded.report["exit"]["cause"], "wall_clock_limit");
 }
+
+#[test]
+fn the_report_says_what_was_enforced_and_used() {
+    let result = probe_with(json!({"permissions": {"resources": {"memory": {"max_mb": 48}}}}), &["alloc-mb", "8"]);
+    assert_eq!(result.status, 0, "{}", result.stderr);
+    let enforced = &result.report["enforced"];
+    for layer in ["namespaces", "filesystem", "landlock", "seccomp", "capabilities", "cgroups", "rlimits"] {
+        assert_eq!(enforced[layer]["status"], "enforced", "{layer}: {enforced}");
+    }
+    assert_eq!(enforced["no_new_privs"], true);
+    assert!(enforced["landlock"]["detail"]["abi"].as_i64().unwrap_or(0) >= 1);
+    assert_eq!(enforced["landlock"]["detail"]["fully_enforced"], true);
+    let hash = enforced["seccomp"]["detail"]["sha256"].as_str().unwrap_or_default();
+    assert!(hash.len() == 64 && hash.chars().all(|c| c.is_ascii_hexdigit()), "{hash}");
+    assert!(enforced["seccomp"]["detail"]["filter_instructions"].as_u64().unwrap_or(0) > 100);
+    assert_eq!(enforced["cgroups"]["detail"]["memory_max_bytes"], 48 * 1024 * 1024);
+    assert_eq!(enforced["cgroups"]["detail"]["swap"]["max_bytes"], 0);
+    let usage = &result.report["usage"];
+    let peak = usage["peak_memory_bytes"].as_u64().unwrap_or(0);
+    assert!(peak >= 8 * 1024 * 1024, "peak memory {peak} below what the plugin touched");
+    assert!(usage["cpu_usage_usec"].as_u64().unwrap_or(0) > 0);
+    assert_eq!(result.report["exit"]["cause"], "exited");
+}
