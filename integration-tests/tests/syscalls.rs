@@ -45,12 +45,30 @@ fn x32_syscall_numbers_are_refused() {
 }
 
 #[test]
-fn packet_and_netlink_sockets_are_refused() {
-    assert_denied(&probe(&["socket", "packet"]), libc::EPERM);
-    assert_denied(&probe(&["socket", "netlink"]), libc::EPERM);
-    assert_denied(&probe(&["socket", "inet"]), libc::EPERM);
-    let unix = probe(&["socket", "unix"]);
-    assert_eq!(unix.probe()["ok"], true, "AF_UNIX must stay available: {}", unix.stderr);
+fn no_socket_can_be_created_not_even_unix() {
+    // A read-only grant may hold a host Unix socket file; with socket() refused there is
+    // nothing to connect() it with.
+    for family in ["unix", "inet", "inet6", "packet", "netlink", "vsock", "alg"] {
+        assert_denied(&probe(&["socket", family]), libc::EPERM);
+    }
+}
+
+#[test]
+fn only_stream_and_seqpacket_socketpairs_can_be_created() {
+    for kind in ["stream", "seqpacket"] {
+        let pair = probe(&["socketpair", kind]);
+        assert_eq!(pair.probe()["ok"], true, "socketpair {kind} must stay available: {}", pair.stderr);
+    }
+    // A datagram socket could sendto() a socket path.
+    assert_denied(&probe(&["socketpair", "dgram"]), libc::EPERM);
+}
+
+#[test]
+fn the_parent_death_signal_cannot_be_changed_or_disarmed() {
+    assert_denied(&probe(&["set-pdeathsig", "0"]), libc::EPERM);
+    assert_denied(&probe(&["set-pdeathsig", "15"]), libc::EPERM);
+    // Reading it is harmless and still works (see privileges.rs for its value).
+    assert_eq!(probe(&["pdeathsig"]).probe()["ok"], true);
 }
 
 #[test]

@@ -19,6 +19,9 @@
 //! | personality | can disable ASLR and change syscall semantics |
 //! | name_to_handle_at, open_by_handle_at, lookup_dcookie | open files by handle, bypassing path checks |
 //! | setpriority, vfork, rt_sigqueueinfo, memfd_create, chmod, creat, setsid | not needed by the baseline runtimes |
+//! | socket, connect, bind, listen, accept, accept4 | no socket without a network grant: a read-only grant that holds a host Unix socket file would otherwise let the plugin `connect()` to a host service (Landlock has no right for that, and a read-only mount does not stop it). The channel is inherited on fd 3 and needs none of them |
+//! | socketpair other than `AF_UNIX` stream/seqpacket | a datagram socket could `sendto()` a host socket path |
+//! | prctl(PR_SET_PDEATHSIG) | the child arms SIGKILL on the supervisor's death; a plugin must not disarm it and outlive the supervisor |
 
 use crate::spec::{ArgFilter, Origin, SyscallRule};
 
@@ -29,6 +32,11 @@ pub const BASELINE_ORIGIN: &str = "seccomp baseline";
 pub const ENOSYS_SYSCALLS: [&str; 1] = ["clone3"];
 
 const AF_UNIX: u32 = 1;
+const PR_SET_PDEATHSIG: u32 = 1;
+const SOCK_STREAM: u32 = 1;
+const SOCK_SEQPACKET: u32 = 5;
+const SOCK_NONBLOCK: u32 = 0o4000;
+const SOCK_CLOEXEC: u32 = 0o2000000;
 const TIOCSTI: u32 = 0x5412;
 const TIOCLINUX: u32 = 0x541C;
 
@@ -71,20 +79,51 @@ const UNFILTERED: &[&str] = &[
     "prlimit64", "getrlimit", "sched_yield", "sched_getaffinity", "sched_getparam",
     "sched_getscheduler",
     // process lifecycle and thread setup
-    "execve", "exit", "exit_group", "set_tid_address", "rseq", "arch_prctl", "prctl",
+    "execve", "exit", "exit_group", "set_tid_address", "rseq", "arch_prctl",
     // time and randomness
     "clock_gettime", "clock_getres", "gettimeofday", "time", "getrandom",
-    // sockets: socket() itself is limited to AF_UNIX below, and the net namespace has only lo
-    "socketpair", "getsockname", "getpeername", "sendto", "recvfrom", "sendmsg", "recvmsg",
-    "shutdown", "getsockopt", "setsockopt", "accept", "accept4", "bind", "listen", "connect",
+    // sockets already open (the channel on fd 3, socketpair ends); none can be created
+    // except by socketpair, filtered below
+    "getsockname", "getpeername", "sendto", "recvfrom", "sendmsg", "recvmsg", "shutdown",
+    "getsockopt", "setsockopt",
 ];
+
+/// `socketpair` types: stream or seqpacket, with any of `SOCK_NONBLOCK`/`SOCK_CLOEXEC`.
+fn socketpair_types() -> (Vec<u32>, Vec<String>) {
+    let mut values = Vec::new();
+    let mut names = Vec::new();
+    for (base, base_name) in [(SOCK_STREAM, "SOCK_STREAM"), (SOCK_SEQPACKET, "SOCK_SEQPACKET")] {
+        for (flags, flag_names) in [
+            (0, ""),
+            (SOCK_NONBLOCK, "|SOCK_NONBLOCK"),
+            (SOCK_CLOEXEC, "|SOCK_CLOEXEC"),
+            (SOCK_NONBLOCK | SOCK_CLOEXEC, "|SOCK_NONBLOCK|SOCK_CLOEXEC"),
+        ] {
+            values.push(base | flags);
+            names.push(format!("{base_name}{flag_names}"));
+        }
+    }
+    (values, names)
+}
 
 /// The baseline allowlist, in a stable order: unfiltered calls, then filtered ones.
 pub fn baseline() -> Vec<SyscallRule> {
     let mut rules: Vec<SyscallRule> = UNFILTERED.iter().map(|name| rule(name, Vec::new())).collect();
+    let (types, type_names) = socketpair_types();
     rules.push(rule(
-        "socket",
-        vec![ArgFilter::OneOf { index: 0, values: vec![AF_UNIX], names: vec!["AF_UNIX".to_owned()] }],
+        "socketpair",
+        vec![
+            ArgFilter::OneOf { index: 0, values: vec![AF_UNIX], names: vec!["AF_UNIX".to_owned()] },
+            ArgFilter::OneOf { index: 1, values: types, names: type_names },
+        ],
+    ));
+    rules.push(rule(
+        "prctl",
+        vec![ArgFilter::NoneOf {
+            index: 0,
+            values: vec![PR_SET_PDEATHSIG],
+            names: vec!["PR_SET_PDEATHSIG".to_owned()],
+        }],
     ));
     rules.push(rule(
         "ioctl",
@@ -188,6 +227,12 @@ mod tests {
             "chmod",
             "creat",
             "setsid",
+            "socket",
+            "connect",
+            "bind",
+            "listen",
+            "accept",
+            "accept4",
         ] {
             assert!(!names.iter().any(|n| n == denied), "{denied} must not be allowed");
         }
@@ -212,15 +257,45 @@ mod tests {
             "recvmsg",
             "sendmsg",
             "poll",
+            "prctl",
+            "socketpair",
+            "shutdown",
+            "getsockopt",
+            "getsockname",
         ] {
             assert!(names.iter().any(|n| n == needed), "{needed} missing");
         }
     }
 
+    fn only_rule(name: &str) -> SyscallRule {
+        let mut rules: Vec<SyscallRule> = baseline().into_iter().filter(|r| r.name == name).collect();
+        assert_eq!(rules.len(), 1, "{name}");
+        rules.remove(0)
+    }
+
     #[test]
-    fn socket_is_unix_only() {
-        let socket = baseline().into_iter().find(|r| r.name == "socket").unwrap();
-        assert_eq!(socket.filters, vec![ArgFilter::OneOf { index: 0, values: vec![1], names: vec!["AF_UNIX".into()] }]);
+    fn socketpair_is_unix_stream_or_seqpacket_only() {
+        let rule = only_rule("socketpair");
+        assert_eq!(rule.filters.len(), 2);
+        assert_eq!(rule.filters[0], ArgFilter::OneOf { index: 0, values: vec![1], names: vec!["AF_UNIX".into()] });
+        let ArgFilter::OneOf { index: 1, values, names } = &rule.filters[1] else { panic!("wrong filter") };
+        let mut got = values.clone();
+        got.sort_unstable();
+        // SOCK_STREAM 1, SOCK_SEQPACKET 5, each with SOCK_NONBLOCK 0x800 and SOCK_CLOEXEC 0x80000.
+        assert_eq!(got, vec![1, 5, 0x801, 0x805, 0x8_0001, 0x8_0005, 0x8_0801, 0x8_0805]);
+        assert_eq!(names.len(), values.len());
+        for dgram in [2, 2 | 0x80000, 3, 10] {
+            assert!(!values.contains(&dgram), "type {dgram:#x} must not be allowed");
+        }
+    }
+
+    #[test]
+    fn prctl_cannot_change_the_parent_death_signal() {
+        let rule = only_rule("prctl");
+        assert_eq!(
+            rule.filters,
+            vec![ArgFilter::NoneOf { index: 0, values: vec![1], names: vec!["PR_SET_PDEATHSIG".into()] }]
+        );
     }
 
     #[test]

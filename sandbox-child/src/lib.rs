@@ -11,7 +11,12 @@
 //! - Every fd in [`plan::ChildFds`] is inherited; `error_write` should be `O_CLOEXEC`
 //!   (the child also sets it), and the parent's own pipe ends must be closed in the child
 //!   or be `O_CLOEXEC` (all fds >= 4 except the error pipe and the Landlock ruleset are
-//!   closed before exec anyway).
+//!   closed before exec anyway). The child's copy of the error pipe's READ end must be
+//!   closed before [`run_child`]: after its credential change the child re-arms
+//!   `PR_SET_PDEATHSIG` and takes a write end without readers to mean the parent died
+//!   (it then exits with [`setup::EXIT_PARENT_GONE`]).
+//! - Signals may be blocked or ignored in the parent: the child unblocks all and
+//!   restores every default disposition first.
 //! - `clone(CLONE_NEWUSER|NEWPID|NEWNS|NEWNET|NEWIPC|NEWUTS)`, then in the child call
 //!   [`run_child`]`(plan, &sys::LinuxSys)`. In the parent: write `uid_map` (`0 <uid> 1`),
 //!   `setgroups` (`deny`), `gid_map`, place the child in its cgroups, write one byte to

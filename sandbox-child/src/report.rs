@@ -24,7 +24,8 @@ const HEADER_LEN: usize = 8;
 pub const MAX_ENCODED_LEN: usize = HEADER_LEN + MAX_DETAIL_BYTES;
 
 /// The step of the child's setup sequence that failed (DESIGN.md §3 order).
-/// The numeric codes are part of the wire format: never renumber.
+/// The numeric codes are part of the wire format: never renumber (new steps get new
+/// codes, whatever their place in the sequence).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum SetupStep {
@@ -50,11 +51,14 @@ pub enum SetupStep {
     Cwd = 20,
     Seccomp = 21,
     Exec = 22,
+    /// Unblocking every signal and restoring default dispositions (the very first step).
+    Signals = 23,
 }
 
 impl SetupStep {
     /// Every step, in execution order.
-    pub const ALL: [SetupStep; 22] = [
+    pub const ALL: [SetupStep; 23] = [
+        SetupStep::Signals,
         SetupStep::ParentDeathSignal,
         SetupStep::Dumpable,
         SetupStep::SyncWait,
@@ -104,6 +108,7 @@ impl SetupStep {
             SetupStep::Cwd => "cwd",
             SetupStep::Seccomp => "seccomp",
             SetupStep::Exec => "exec",
+            SetupStep::Signals => "signals",
         }
     }
 
@@ -225,10 +230,14 @@ mod tests {
     }
 
     #[test]
-    fn step_codes_are_stable_and_ordered() {
+    fn step_codes_are_stable_and_cover_1_to_23() {
         assert_eq!(SetupStep::ParentDeathSignal as u8, 1);
         assert_eq!(SetupStep::Exec as u8, 22);
-        assert!(SetupStep::ALL.windows(2).all(|w| (w[0] as u8) + 1 == w[1] as u8));
+        assert_eq!(SetupStep::Signals as u8, 23);
+        let mut codes: Vec<u8> = SetupStep::ALL.iter().map(|s| *s as u8).collect();
+        codes.sort_unstable();
+        assert_eq!(codes, (1..=23).collect::<Vec<u8>>());
+        assert_eq!(SetupStep::ALL[0], SetupStep::Signals, "ALL is in execution order");
     }
 
     #[test]
@@ -262,8 +271,8 @@ mod tests {
         let mut s = good.clone();
         s[1] = 0;
         assert_eq!(decode(&s), Err(ReportError::UnknownStep(0)));
-        s[1] = 23;
-        assert_eq!(decode(&s), Err(ReportError::UnknownStep(23)));
+        s[1] = 24;
+        assert_eq!(decode(&s), Err(ReportError::UnknownStep(24)));
         let mut l = good.clone();
         l[6..8].copy_from_slice(&201u16.to_le_bytes());
         assert_eq!(decode(&l), Err(ReportError::DetailTooLong(201)));
@@ -301,7 +310,7 @@ mod tests {
                 let mut b = bytes.clone();
                 if version_fixed && b.len() >= HEADER_LEN {
                     b[0] = FORMAT_VERSION;
-                    b[1] = (b[1] % 21) + 1;
+                    b[1] = (b[1] % 23) + 1;
                     let detail_len = (b.len() - HEADER_LEN) as u16;
                     b[6..8].copy_from_slice(&detail_len.to_le_bytes());
                 }

@@ -281,3 +281,51 @@ fn program_hash_is_stable_hex_and_sensitive() {
     // Known answer: the hash of nothing is SHA-256("").
     assert_eq!(program_hash(&[]), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 }
+
+fn baseline_program() -> Vec<libc::sock_filter> {
+    let spec = SeccompSpec {
+        default_action: Sourced::new(SeccompAction::Errno { errno: libc::EPERM }, Origin::builtin("test")),
+        allowed: wf_policy::syscall_allowlist::baseline(),
+        enosys: wf_policy::syscall_allowlist::ENOSYS_SYSCALLS.iter().map(|n| n.to_string()).collect(),
+    };
+    compile(&spec).unwrap()
+}
+
+#[test]
+fn baseline_prctl_allows_everything_but_setting_the_parent_death_signal() {
+    let p = baseline_program();
+    let prctl = nr("prctl");
+    let set = libc::PR_SET_PDEATHSIG as u64;
+    assert_eq!(call(&p, prctl, [set, 0, 0, 0, 0, 0]), EPERM);
+    assert_eq!(call(&p, prctl, [set, libc::SIGKILL as u64, 0, 0, 0, 0]), EPERM);
+    // The kernel reads the option as an int: high bits do not make it another option.
+    assert_eq!(call(&p, prctl, [(1 << 32) | set, 0, 0, 0, 0, 0]), EPERM);
+    for option in [libc::PR_GET_PDEATHSIG, libc::PR_SET_NAME, libc::PR_GET_NAME, libc::PR_SET_DUMPABLE] {
+        assert_eq!(call(&p, prctl, [option as u64, 0, 0, 0, 0, 0]), ALLOW, "option {option}");
+    }
+}
+
+#[test]
+fn baseline_creates_no_socket_but_stream_socketpairs() {
+    let p = baseline_program();
+    for name in ["socket", "connect", "bind", "listen", "accept", "accept4"] {
+        assert_eq!(call(&p, nr(name), [libc::AF_UNIX as u64, libc::SOCK_STREAM as u64, 0, 0, 0, 0]), EPERM, "{name}");
+    }
+    let socketpair = nr("socketpair");
+    let unix = libc::AF_UNIX as u64;
+    for kind in [libc::SOCK_STREAM, libc::SOCK_SEQPACKET] {
+        for flags in [0, libc::SOCK_CLOEXEC, libc::SOCK_NONBLOCK, libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK] {
+            let ty = (kind | flags) as u64;
+            assert_eq!(call(&p, socketpair, [unix, ty, 0, 0, 0, 0]), ALLOW, "type {ty:#x}");
+        }
+    }
+    for kind in [libc::SOCK_DGRAM, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, libc::SOCK_RAW, libc::SOCK_STREAM | 0x40] {
+        assert_eq!(call(&p, socketpair, [unix, kind as u64, 0, 0, 0, 0]), EPERM, "type {kind:#x}");
+    }
+    for family in [libc::AF_INET, libc::AF_INET6, libc::AF_NETLINK] {
+        assert_eq!(call(&p, socketpair, [family as u64, libc::SOCK_STREAM as u64, 0, 0, 0, 0]), EPERM);
+    }
+    for name in ["sendmsg", "recvmsg", "shutdown", "getsockopt", "getsockname"] {
+        assert_eq!(call(&p, nr(name), [3, 0, 0, 0, 0, 0]), ALLOW, "{name}");
+    }
+}

@@ -1,6 +1,7 @@
 //! The child's ordered setup sequence (DESIGN.md §3), from clone to execve.
 //!
-//! namespaces → (uid/gid maps: by the parent) → join cgroups → mounts and pivot_root →
+//! namespaces → signals → pdeathsig, dumpable → (uid/gid maps: by the parent) → join cgroups →
+//! credentials → pdeathsig, dumpable again, parent alive? → mounts and pivot_root →
 //! hostname → rlimits → fds → capabilities → no_new_privs → Landlock → seccomp → execve.
 //! The first failing step is reported on the error pipe and the child exits.
 
@@ -23,12 +24,16 @@ use std::os::fd::RawFd;
 pub const EXIT_SETUP_FAILED: i32 = 1;
 /// Exit code when the parent closed the sync pipe without releasing the child.
 pub const EXIT_NOT_RELEASED: i32 = 2;
+/// Exit code when the parent died before the parent-death signal was re-armed.
+pub const EXIT_PARENT_GONE: i32 = 3;
 
 /// Why the sequence stopped before `execve`.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Abort {
     /// The parent closed the sync pipe instead of releasing us: exit quietly.
     NotReleased,
+    /// The parent is gone (nobody reads the error pipe): exit quietly.
+    ParentGone,
     Failed(SetupFailure),
 }
 
@@ -47,6 +52,7 @@ pub fn run_child(plan: ChildPlan, sys: &dyn Sys) -> ! {
         // Only a fake `execve` returns success.
         Ok(()) => sys.exit(0),
         Err(Abort::NotReleased) => sys.exit(EXIT_NOT_RELEASED),
+        Err(Abort::ParentGone) => sys.exit(EXIT_PARENT_GONE),
         Err(Abort::Failed(failure)) => {
             // Nothing is left to report a failed report to; the exit code still says it.
             let _ = sys.write_all(error_fd, &report::encode(&failure));
@@ -61,6 +67,7 @@ pub fn execute(plan: ChildPlan, sys: &dyn Sys, error_fd: &mut RawFd) -> Result<(
     let ChildPlan { fds, cgroup_join_fds, root_tmpfs_bytes, root_ops, hostname, rlimits, landlock, seccomp, exec } =
         plan;
 
+    startup::reset_signals(sys)?;
     startup::detach_from_host(sys)?;
     if !startup::wait_for_release(sys, fds.sync_read)? {
         return Err(Abort::NotReleased);
@@ -68,6 +75,9 @@ pub fn execute(plan: ChildPlan, sys: &dyn Sys, error_fd: &mut RawFd) -> Result<(
     // Before any other work: everything from here on is charged to the plugin's cgroups.
     cgroup_join::join_cgroups(sys, &cgroup_join_fds)?;
     startup::become_namespace_root(sys)?;
+    if !startup::rearm_after_credentials(sys, *error_fd)? {
+        return Err(Abort::ParentGone);
+    }
     namespaces::enter_cgroup_namespace(sys)?;
 
     mounts::build_root(sys, root_tmpfs_bytes, &root_ops)?;

@@ -50,13 +50,15 @@ fn full_plan() -> ChildPlan {
 }
 
 /// Milestones of DESIGN.md §3, in the order they must first appear.
-const MILESTONES: [&str; 24] = [
+const MILESTONES: [&str; 26] = [
+    "reset_signals",
     "pdeathsig",
     "dumpable",
     "read_byte",
     "write",
     "setresgid",
     "setresuid",
+    "pipe_reader_gone",
     "unshare",
     "mount",
     "move_mount",
@@ -111,6 +113,72 @@ fn the_sequence_follows_the_design_order_and_skips_nothing() {
     assert!(calls.contains(&Call::Dumpable(false)));
     assert!(calls.contains(&Call::Sethostname("sandbox".into())));
     assert!(calls.contains(&Call::Setrlimit { resource: libc::RLIMIT_CORE as i32, soft: 0, hard: 0 }));
+}
+
+#[test]
+fn signals_are_reset_before_anything_else() {
+    let sys = FakeSys::new();
+    let mut err = 11;
+    execute(full_plan(), &sys, &mut err).unwrap();
+    assert_eq!(sys.calls()[0], Call::ResetSignals);
+    assert_eq!(sys.kinds().iter().filter(|k| **k == "reset_signals").count(), 1);
+}
+
+#[test]
+fn the_death_signal_and_dumpable_are_rearmed_after_the_credential_change() {
+    let sys = FakeSys::new();
+    let mut err = 11;
+    execute(full_plan(), &sys, &mut err).unwrap();
+    let calls = sys.calls();
+    let at =
+        |want: &Call| -> Vec<usize> { calls.iter().enumerate().filter(|(_, c)| *c == want).map(|(i, _)| i).collect() };
+    let pdeathsig = at(&Call::ParentDeathSignal(libc::SIGKILL));
+    let dumpable = at(&Call::Dumpable(false));
+    let setresuid = at(&Call::Setresuid(0));
+    let release = at(&Call::ReadByte(10));
+    let parent_check = at(&Call::PipeReaderGone(11));
+    assert_eq!((pdeathsig.len(), dumpable.len(), setresuid.len(), parent_check.len()), (2, 2, 1, 1), "{calls:?}");
+    // Once early, for the wait for the release; once after the credentials, which cleared it.
+    assert!(pdeathsig[0] < release[0] && dumpable[0] < release[0]);
+    assert!(setresuid[0] < pdeathsig[1] && setresuid[0] < dumpable[1]);
+    // The parent check comes after the signal is armed, and before anything else runs.
+    assert!(pdeathsig[1] < parent_check[0] && dumpable[1] < parent_check[0]);
+    assert_eq!(calls[parent_check[0] + 1], Call::Unshare(libc::CLONE_NEWCGROUP));
+}
+
+#[test]
+fn a_dead_parent_is_noticed_after_the_death_signal_is_rearmed() {
+    let sys = FakeSys::new();
+    sys.parent_gone.set(true);
+    let mut err = 11;
+    assert_eq!(execute(full_plan(), &sys, &mut err), Err(Abort::ParentGone));
+    let kinds = sys.kinds();
+    assert_eq!(kinds.last(), Some(&"pipe_reader_gone"), "nothing runs after the check: {kinds:?}");
+    assert!(!kinds.contains(&"execve"));
+
+    let quiet = FakeSys::new();
+    quiet.parent_gone.set(true);
+    assert_eq!(run_to_exit(full_plan(), &quiet), EXIT_PARENT_GONE);
+    assert!(!quiet.calls().iter().any(|c| matches!(c, Call::Write { fd: 11, .. })), "no report for nobody");
+}
+
+#[test]
+fn a_failing_rearm_is_reported_as_the_death_signal_step() {
+    let sys = FakeSys::new();
+    let seen = std::cell::Cell::new(0);
+    sys.fail_when(move |c| {
+        if c.kind() != "pdeathsig" {
+            return None;
+        }
+        seen.set(seen.get() + 1);
+        (seen.get() == 2).then_some(Errno::EINVAL)
+    });
+    let mut err = 11;
+    let result = execute(full_plan(), &sys, &mut err);
+    let Err(Abort::Failed(failure)) = result else { panic!("{result:?}") };
+    assert_eq!((failure.step, failure.errno), (SetupStep::ParentDeathSignal, libc::EINVAL));
+    assert_eq!(sys.kinds().last(), Some(&"pdeathsig"));
+    assert!(sys.kinds().contains(&"setresuid"));
 }
 
 #[test]
@@ -171,12 +239,14 @@ type FailureCase = (&'static str, fn(&Call) -> bool, SetupStep);
 
 fn failure_cases() -> Vec<FailureCase> {
     vec![
+        ("signals", |c| c.kind() == "reset_signals", SetupStep::Signals),
         ("pdeathsig", |c| c.kind() == "pdeathsig", SetupStep::ParentDeathSignal),
         ("dumpable", |c| c.kind() == "dumpable", SetupStep::Dumpable),
         ("release read", |c| c.kind() == "read_byte", SetupStep::SyncWait),
         ("join cgroup", |c| matches!(c, Call::Write { fd: 31, .. }), SetupStep::JoinCgroups),
         ("setresgid", |c| c.kind() == "setresgid", SetupStep::Credentials),
         ("setresuid", |c| c.kind() == "setresuid", SetupStep::Credentials),
+        ("parent check", |c| c.kind() == "pipe_reader_gone", SetupStep::ParentDeathSignal),
         ("cgroupns", |c| c.kind() == "unshare", SetupStep::CgroupNamespace),
         (
             "private",
@@ -254,7 +324,7 @@ fn closing_the_sync_pipe_aborts_quietly() {
     sys.release.set(None);
     let mut err = 11;
     assert_eq!(execute(full_plan(), &sys, &mut err), Err(Abort::NotReleased));
-    assert_eq!(sys.kinds(), vec!["pdeathsig", "dumpable", "read_byte"]);
+    assert_eq!(sys.kinds(), vec!["reset_signals", "pdeathsig", "dumpable", "read_byte"]);
 }
 
 fn run_to_exit(plan: ChildPlan, sys: &FakeSys) -> i32 {

@@ -1,6 +1,7 @@
-//! First steps in the child: tie its life to the parent, make it non-dumpable, wait
-//! for the parent's go (uid/gid maps written, cgroups placed), then become root of
-//! the new user namespace.
+//! First steps in the child: shed the signal state inherited from the supervisor, tie
+//! its life to the parent, make it non-dumpable, wait for the parent's go (uid/gid maps
+//! written, cgroups placed), become root of the new user namespace, then tie its life
+//! to the parent again — the credential change cleared the parent-death signal.
 
 use crate::report::SetupStep;
 use crate::step_error::StepError;
@@ -11,8 +12,12 @@ use thiserror::Error;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum StartupError {
+    #[error("resetting the signal mask and dispositions: {0}")]
+    Signals(Errno),
     #[error("prctl(PR_SET_PDEATHSIG, SIGKILL): {0}")]
     DeathSignal(Errno),
+    #[error("polling the error pipe (fd {fd}) for the parent's end: {errno}")]
+    ParentCheck { fd: RawFd, errno: Errno },
     #[error("prctl(PR_SET_DUMPABLE, 0): {0}")]
     Dumpable(Errno),
     #[error("waiting for the release byte on fd {fd}: {errno}")]
@@ -26,7 +31,8 @@ pub enum StartupError {
 impl StepError for StartupError {
     fn step(&self) -> SetupStep {
         match self {
-            StartupError::DeathSignal(_) => SetupStep::ParentDeathSignal,
+            StartupError::Signals(_) => SetupStep::Signals,
+            StartupError::DeathSignal(_) | StartupError::ParentCheck { .. } => SetupStep::ParentDeathSignal,
             StartupError::Dumpable(_) => SetupStep::Dumpable,
             StartupError::Release { .. } => SetupStep::SyncWait,
             StartupError::Gid(_) | StartupError::Uid(_) => SetupStep::Credentials,
@@ -35,12 +41,21 @@ impl StepError for StartupError {
 
     fn errno(&self) -> Errno {
         match self {
-            StartupError::DeathSignal(e) | StartupError::Dumpable(e) | StartupError::Gid(e) | StartupError::Uid(e) => {
-                *e
-            }
-            StartupError::Release { errno, .. } => *errno,
+            StartupError::Signals(e)
+            | StartupError::DeathSignal(e)
+            | StartupError::Dumpable(e)
+            | StartupError::Gid(e)
+            | StartupError::Uid(e) => *e,
+            StartupError::Release { errno, .. } | StartupError::ParentCheck { errno, .. } => *errno,
         }
     }
+}
+
+/// Unblock every signal and restore every default disposition. The supervisor blocks
+/// the signals it reads from a signalfd and Rust's runtime ignores `SIGPIPE`; a blocked
+/// mask and ignored signals survive `execve`, so the plugin would inherit both.
+pub fn reset_signals(sys: &dyn Sys) -> Result<(), StartupError> {
+    sys.reset_signals().map_err(StartupError::Signals)
 }
 
 /// Die with the parent; keep other processes of our uid out of /proc/self and ptrace.
@@ -62,4 +77,18 @@ pub fn wait_for_release(sys: &dyn Sys, sync_read: RawFd) -> Result<bool, Startup
 pub fn become_namespace_root(sys: &dyn Sys) -> Result<(), StartupError> {
     sys.setresgid(0).map_err(StartupError::Gid)?;
     sys.setresuid(0).map_err(StartupError::Uid)
+}
+
+/// After the credential change, which cleared the parent-death signal and reset the
+/// dumpable flag to `fs.suid_dumpable`: set both again, then make sure the parent did
+/// not die before the signal was armed. `getppid()` says nothing here (0: the parent
+/// lives outside our pid namespace), but the parent holds the read end of the error pipe
+/// until we exec, so a write end without readers means it is gone.
+/// `Ok(false)`: the parent is gone, exit quietly.
+pub fn rearm_after_credentials(sys: &dyn Sys, error_write: RawFd) -> Result<bool, StartupError> {
+    detach_from_host(sys)?;
+    match sys.pipe_reader_gone(error_write) {
+        Ok(gone) => Ok(!gone),
+        Err(errno) => Err(StartupError::ParentCheck { fd: error_write, errno }),
+    }
 }

@@ -198,6 +198,9 @@ fn launcher(plan: ChildPlan, parent_only: &[RawFd]) -> i32 {
         | libc::CLONE_NEWIPC
         | libc::CLONE_NEWUTS;
     let sync_write = parent_only[0];
+    if !block_and_ignore_like_the_supervisor() {
+        return 122;
+    }
     // SAFETY: fork-like clone (NULL stack) in a single-threaded process.
     let pid = unsafe {
         libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize)
@@ -237,6 +240,23 @@ fn launcher(plan: ChildPlan, parent_only: &[RawFd]) -> i32 {
     }
 }
 
+/// The supervisor blocks the signals it reads from a signalfd; Rust's runtime ignores
+/// SIGPIPE. The child must not hand either to the plugin.
+fn block_and_ignore_like_the_supervisor() -> bool {
+    // SAFETY: sigset_t is plain data, initialised by sigemptyset.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a live sigset.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+            libc::sigaddset(&mut set, signal);
+        }
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) == 0
+            && libc::signal(libc::SIGPIPE, libc::SIG_IGN) != libc::SIG_ERR
+            && libc::signal(libc::SIGUSR1, libc::SIG_IGN) != libc::SIG_ERR
+    }
+}
+
 fn plan(ops: Vec<RootOp>, landlock: Option<LandlockPlan>, script: &str) -> ChildPlan {
     ChildPlan {
         fds: ChildFds { sync_read: -1, error_write: -1, channel: -1, stdout: -1, stderr: -1 },
@@ -262,7 +282,7 @@ fn plan(ops: Vec<RootOp>, landlock: Option<LandlockPlan>, script: &str) -> Child
 const PROBE: &str = r#"
 echo "uid=$(id -u)"
 echo "host=$(hostname)"
-grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status | tr -d ' \t' | sed 's/:/=/'
+grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp|SigBlk|SigIgn):' /proc/self/status | tr -d ' \t' | sed 's/:/=/'
 echo "pids=$(ls /proc | grep -E '^[0-9]+$' | tr '\n' ' ')"
 echo "netdevs=$(tail -n +3 /proc/self/net/dev | cut -d: -f1 | tr -d ' ' | tr '\n' ' ')"
 (echo x > /tmp/f) 2>/dev/null && echo tmp_write=ok || echo tmp_write=fail
@@ -317,6 +337,9 @@ fn every_layer_is_applied_in_a_real_sandbox() {
     }
     assert_eq!(value(o, "NoNewPrivs"), "1");
     assert_eq!(value(o, "Seccomp"), "2");
+    // The launcher blocked and ignored signals before clone; none of it reaches the plugin.
+    assert_eq!(value(o, "SigBlk"), "0000000000000000");
+    assert_eq!(value(o, "SigIgn"), "0000000000000000");
     let pids: Vec<u32> = value(o, "pids").split_whitespace().map(|p| p.parse().expect("pid")).collect();
     assert!(pids.contains(&1) && pids.iter().all(|p| *p < 50), "pids {pids:?}");
     assert_eq!(value(o, "netdevs").trim(), "lo");

@@ -10,6 +10,7 @@ mod net;
 mod outcome;
 mod procs;
 mod resources;
+mod signals;
 mod status;
 
 use args::Args;
@@ -51,8 +52,11 @@ const PROBES: &[(&str, &str, ProbeFn)] = &[
     ("perf-event-open", "", kernel::perf_event_open),
     ("keyctl", "", kernel::keyctl),
     ("socket", "unix|inet|inet6|packet|netlink|vsock|alg", net::socket),
+    ("socketpair", "stream|seqpacket|dgram", net::socketpair),
     ("net-devs", "", net::net_devs),
     ("status", "", status::status),
+    ("pdeathsig", "", signals::pdeathsig),
+    ("set-pdeathsig", "SIGNAL", signals::set_pdeathsig),
     ("fds", "", status::fds),
     ("alloc-mb", "N", resources::alloc_mb),
     ("fork-bomb", "", resources::fork_bomb),

@@ -27,6 +27,33 @@ pub fn socket(args: &mut Args) -> Result<Outcome, UsageError> {
     Ok(close_if_fd(libc::c_long::from(fd)).with("family", family))
 }
 
+/// The `socketpair` types the `socketpair` probe accepts (always `AF_UNIX`).
+fn socketpair_type(name: &str) -> Option<libc::c_int> {
+    Some(match name {
+        "stream" => libc::SOCK_STREAM,
+        "seqpacket" => libc::SOCK_SEQPACKET,
+        "dgram" => libc::SOCK_DGRAM,
+        _ => return None,
+    })
+}
+
+/// `socketpair(AF_UNIX, TYPE | SOCK_CLOEXEC)`; both ends are closed again.
+pub fn socketpair(args: &mut Args) -> Result<Outcome, UsageError> {
+    let name = args.required("TYPE")?;
+    let kind = socketpair_type(name).ok_or_else(|| UsageError::Invalid { what: "TYPE", value: name.to_owned() })?;
+    let mut fds = [-1; 2];
+    // SAFETY: `fds` has room for the two fds socketpair writes.
+    let rc = unsafe { libc::socketpair(libc::AF_UNIX, kind | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) };
+    let outcome = Outcome::from_rc(i64::from(rc)).with("type", name);
+    if rc == 0 {
+        for fd in fds {
+            // SAFETY: closing the fds created above.
+            unsafe { libc::close(fd) };
+        }
+    }
+    Ok(outcome)
+}
+
 /// Interface names from /proc/self/net/dev.
 pub fn net_devs(_args: &mut Args) -> Result<Outcome, UsageError> {
     let table = std::fs::read_to_string("/proc/self/net/dev");
@@ -60,5 +87,15 @@ mod tests {
         for name in ["unix", "inet", "inet6", "packet", "netlink", "vsock", "alg"] {
             assert!(socket_params(name).is_some(), "{name}");
         }
+    }
+
+    #[test]
+    fn socketpairs_of_every_type_work_outside_and_unknown_types_are_usage_errors() {
+        for name in ["stream", "seqpacket", "dgram"] {
+            let argv = vec![name.to_owned()];
+            assert!(socketpair(&mut Args::new(&argv)).expect("args").ok, "{name}");
+        }
+        let argv = vec!["raw".to_owned()];
+        assert!(socketpair(&mut Args::new(&argv)).is_err());
     }
 }

@@ -18,6 +18,8 @@ const STATUS_KEYS: &[&str] = &[
     "Gid",
     "Groups",
     "NSpid",
+    "SigBlk",
+    "SigIgn",
 ];
 
 const RLIMITS: &[(&str, libc::__rlimit_resource_t)] = &[
@@ -41,6 +43,7 @@ pub fn status(_args: &mut Args) -> Result<Outcome, UsageError> {
     };
     Ok(outcome
         .with("status", status_fields(&text))
+        .with("inherited_signals", super::signals::inherited_masks())
         .with("hostname", hostname())
         .with("cwd", std::env::current_dir().ok().map(|p| p.display().to_string()))
         .with("ids", ids())

@@ -13,9 +13,11 @@ use std::os::fd::RawFd;
 /// One recorded call. Paths are the logical paths the fake tracks for its fds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
+    ResetSignals,
     ParentDeathSignal(i32),
     Dumpable(bool),
     ReadByte(RawFd),
+    PipeReaderGone(RawFd),
     Write {
         fd: RawFd,
         bytes: Vec<u8>,
@@ -111,9 +113,11 @@ impl Call {
     /// Short name of the call kind, for order assertions.
     pub fn kind(&self) -> &'static str {
         match self {
+            Call::ResetSignals => "reset_signals",
             Call::ParentDeathSignal(_) => "pdeathsig",
             Call::Dumpable(_) => "dumpable",
             Call::ReadByte(_) => "read_byte",
+            Call::PipeReaderGone(_) => "pipe_reader_gone",
             Call::Write { .. } => "write",
             Call::Setresgid(_) => "setresgid",
             Call::Setresuid(_) => "setresuid",
@@ -166,6 +170,8 @@ pub struct FakeSys {
     fail: RefCell<Vec<FailRule>>,
     /// What the release read returns.
     pub release: Cell<Option<u8>>,
+    /// What `pipe_reader_gone` answers (true: the parent died).
+    pub parent_gone: Cell<bool>,
     /// Bounding caps above this answer EINVAL (the kernel's last cap).
     pub last_cap: u32,
     /// Paths `is_directory` reports as files.
@@ -186,6 +192,7 @@ impl Default for FakeSys {
             next_fd: Cell::new(100),
             fail: RefCell::new(Vec::new()),
             release: Cell::new(Some(1)),
+            parent_gone: Cell::new(false),
             last_cap: 40,
             files: RefCell::new(Vec::new()),
             landlock_status: Cell::new(true),
@@ -258,6 +265,9 @@ impl FakeSys {
 }
 
 impl Sys for FakeSys {
+    fn reset_signals(&self) -> SysResult<()> {
+        self.record(Call::ResetSignals)
+    }
     fn set_parent_death_signal(&self, signal: i32) -> SysResult<()> {
         self.record(Call::ParentDeathSignal(signal))
     }
@@ -266,6 +276,9 @@ impl Sys for FakeSys {
     }
     fn read_byte(&self, fd: RawFd) -> SysResult<Option<u8>> {
         self.record(Call::ReadByte(fd)).map(|()| self.release.get())
+    }
+    fn pipe_reader_gone(&self, fd: RawFd) -> SysResult<bool> {
+        self.record(Call::PipeReaderGone(fd)).map(|()| self.parent_gone.get())
     }
     fn write_all(&self, fd: RawFd, bytes: &[u8]) -> SysResult<()> {
         self.record(Call::Write { fd, bytes: bytes.to_vec() })

@@ -60,6 +60,37 @@ fn is_open(fd: RawFd) -> bool {
 }
 
 impl Sys for LinuxSys {
+    fn reset_signals(&self) -> SysResult<()> {
+        let empty: KernelSigset = 0;
+        // SAFETY: `empty` outlives the call and its size is passed; no old mask is asked for.
+        check(unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigprocmask,
+                libc::SIG_SETMASK,
+                &empty as *const KernelSigset,
+                ptr::null_mut::<KernelSigset>(),
+                size_of::<KernelSigset>(),
+            )
+        })?;
+        let default = KernelSigaction { handler: libc::SIG_DFL, flags: 0, restorer: 0, mask: 0 };
+        for signal in 1..=MAX_SIGNAL {
+            if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+                continue;
+            }
+            // SAFETY: `default` outlives the call and its mask size is passed; no old action is asked for.
+            check(unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    signal,
+                    &default as *const KernelSigaction,
+                    ptr::null_mut::<KernelSigaction>(),
+                    size_of::<KernelSigset>(),
+                )
+            })?;
+        }
+        Ok(())
+    }
+
     fn set_parent_death_signal(&self, signal: i32) -> SysResult<()> {
         let signal = c_ulong::try_from(signal).map_err(|_| Errno::EINVAL)?;
         prctl(libc::PR_SET_PDEATHSIG, signal)
@@ -81,6 +112,24 @@ impl Sys for LinuxSys {
                 _ => return Err(Errno::last()),
             }
         }
+    }
+
+    fn pipe_reader_gone(&self, fd: RawFd) -> SysResult<bool> {
+        let mut pfd = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+        loop {
+            // SAFETY: one live pollfd, zero timeout.
+            let ret = unsafe { libc::poll(&mut pfd, 1, 0) };
+            if ret >= 0 {
+                break;
+            }
+            if Errno::last() != Errno::EINTR {
+                return Err(Errno::last());
+            }
+        }
+        if pfd.revents & libc::POLLNVAL != 0 {
+            return Err(Errno::EBADF);
+        }
+        Ok(pfd.revents & (libc::POLLERR | libc::POLLHUP) != 0)
     }
 
     fn write_all(&self, fd: RawFd, mut bytes: &[u8]) -> SysResult<()> {
@@ -376,6 +425,22 @@ impl Sys for LinuxSys {
         // SAFETY: _exit skips atexit handlers and stdio flushing, as a forked child must.
         unsafe { libc::_exit(code) }
     }
+}
+
+/// Highest signal number on Linux (`_NSIG`).
+const MAX_SIGNAL: c_int = 64;
+
+/// The kernel's `sigset_t`: one bit per signal 1..=64 (glibc's is 128 bytes).
+type KernelSigset = u64;
+
+/// The kernel's `struct sigaction` for `rt_sigaction` on x86_64 (and the other 64-bit
+/// architectures with `SA_RESTORER`); glibc's differs in layout.
+#[repr(C)]
+struct KernelSigaction {
+    handler: libc::sighandler_t,
+    flags: c_ulong,
+    restorer: usize,
+    mask: KernelSigset,
 }
 
 /// `struct open_how` (libc's is non-exhaustive).

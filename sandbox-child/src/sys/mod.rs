@@ -20,12 +20,19 @@ pub type SysResult<T> = Result<T, Errno>;
 
 pub trait Sys {
     // --- process attributes and the release handshake
+    /// Unblock every signal (`rt_sigprocmask(SIG_SETMASK, {})`) and set every signal
+    /// 1..=64 but `SIGKILL`/`SIGSTOP` to `SIG_DFL` (`rt_sigaction`): undoes the mask and
+    /// the ignored signals inherited from the supervisor, which would survive `execve`.
+    fn reset_signals(&self) -> SysResult<()>;
     /// `prctl(PR_SET_PDEATHSIG, signal)`.
     fn set_parent_death_signal(&self, signal: i32) -> SysResult<()>;
     /// `prctl(PR_SET_DUMPABLE, dumpable)`.
     fn set_dumpable(&self, dumpable: bool) -> SysResult<()>;
     /// Read one byte (retrying `EINTR`); `None` on end of file.
     fn read_byte(&self, fd: RawFd) -> SysResult<Option<u8>>;
+    /// Whether the read end of the pipe whose write end is `fd` is closed everywhere:
+    /// `poll(fd, POLLOUT, 0)` reports `POLLERR` (or `POLLHUP`). Does not block.
+    fn pipe_reader_gone(&self, fd: RawFd) -> SysResult<bool>;
     /// Write all of `bytes` (retrying `EINTR` and short writes).
     fn write_all(&self, fd: RawFd, bytes: &[u8]) -> SysResult<()>;
     /// `setresgid(gid, gid, gid)`.
