@@ -112,12 +112,19 @@ pub struct RunResult {
 }
 
 impl RunResult {
-    /// The probe's JSON line (it writes to its stdout, which `run` forwards to stderr).
+    /// The probe's JSON line (it writes to its stdout, which `run` forwards to stderr,
+    /// each line prefixed with `[plugin-name] `).
     pub fn probe(&self) -> Value {
-        self.stderr
-            .lines()
+        self.plugin_lines()
             .find_map(|l| serde_json::from_str::<Value>(l.trim()).ok().filter(|v| v.get("probe").is_some()))
             .unwrap_or_else(|| panic!("no probe line in stderr:\n{}", self.stderr))
+    }
+
+    /// The plugin's own output lines, without the supervisor's prefix.
+    pub fn plugin_lines(&self) -> impl Iterator<Item = &str> {
+        self.stderr
+            .lines()
+            .filter_map(|l| l.strip_prefix('[').and_then(|rest| rest.split_once("] ")).map(|(_, line)| line))
     }
 
     pub fn violations(&self) -> Vec<Value> {

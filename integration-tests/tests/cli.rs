@@ -142,3 +142,14 @@ fn the_report_says_what_was_enforced_and_used() {
     assert!(usage["cpu_usage_usec"].as_u64().unwrap_or(0) > 0);
     assert_eq!(result.report["exit"]["cause"], "exited");
 }
+
+#[test]
+fn a_symlinked_manifest_cannot_choose_the_plugin_directory() {
+    require_root();
+    let real = PluginDir::probe(json!({}));
+    let decoy = PluginDir::empty();
+    std::os::unix::fs::symlink(real.manifest(), decoy.path().join("manifest.json")).unwrap();
+    let result = run(&decoy.path().join("manifest.json"), &[], &["exit", "0"]);
+    assert_eq!(result.status, 125, "{}", result.stderr);
+    assert!(result.stderr.contains("symlink"), "{}", result.stderr);
+}

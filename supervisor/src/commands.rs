@@ -25,8 +25,8 @@ pub enum LoadError {
     Policy { path: PathBuf, problems: wf_policy::Problems },
     #[error("{path}: invalid manifest:\n{problems}")]
     Manifest { path: PathBuf, problems: wf_policy::Problems },
-    #[error("{path}: the manifest must be inside a plugin directory")]
-    NoPluginDir { path: PathBuf },
+    #[error("{path}: the manifest is a symlink; name the manifest in its plugin directory")]
+    SymlinkedManifest { path: PathBuf },
 }
 
 fn read_capped(path: &Path) -> Result<Vec<u8>, LoadError> {
@@ -57,10 +57,20 @@ pub fn load_spec(manifest_path: &Path, policy: &SecurityPolicy) -> Result<Sandbo
     wf_policy::derive_spec(&manifest, &plugin_dir, policy).map_err(invalid)
 }
 
+/// The plugin directory is the directory the manifest was named in. A symlinked
+/// manifest is refused: it would let a plugin package choose any host directory to be
+/// bound into its sandbox as its own.
 fn plugin_dir_of(manifest_path: &Path) -> Result<PathBuf, LoadError> {
-    let absolute = std::fs::canonicalize(manifest_path)
+    let meta = std::fs::symlink_metadata(manifest_path)
         .map_err(|source| LoadError::Read { path: manifest_path.to_owned(), source })?;
-    absolute.parent().map(Path::to_path_buf).ok_or_else(|| LoadError::NoPluginDir { path: manifest_path.to_owned() })
+    if meta.file_type().is_symlink() {
+        return Err(LoadError::SymlinkedManifest { path: manifest_path.to_owned() });
+    }
+    let parent = match manifest_path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::canonicalize(&parent).map_err(|source| LoadError::Read { path: parent, source })
 }
 
 pub fn validate(manifest: &Path, policy: Option<&Path>) -> u8 {

@@ -342,7 +342,13 @@ fn write_seccomp(out: &mut Text, spec: &SandboxSpec) {
     }
     for rule in seccomp.allowed.iter().filter(|r| !r.filters.is_empty()) {
         let checks: Vec<String> = rule.filters.iter().map(filter_text).collect();
-        out.line(&rule.name, &format!("only if {}", checks.join(" and ")), &rule.origin);
+        let condition = format!("only if {}", checks.join(" and "));
+        let words: Vec<&str> = condition.split(' ').collect();
+        let mut lines = wrap(&words, WRAP_COLUMNS).into_iter();
+        out.line(&rule.name, &lines.next().unwrap_or_default(), &rule.origin);
+        for line in lines {
+            out.plain(&format!("    {line}"));
+        }
     }
     if !seccomp.enosys.is_empty() {
         let why = Origin::builtin("libc falls back to calls the allowlist filters");
@@ -444,6 +450,14 @@ mod tests {
         text.lines().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("no line with {needle:?} in:\n{text}"))
     }
 
+    /// The line containing `needle` joined with its wrapped continuation lines.
+    fn entry_with(text: &str, needle: &str) -> String {
+        let mut lines = text.lines().skip_while(|l| !l.contains(needle));
+        let first = lines.next().unwrap_or_else(|| panic!("no line with {needle:?} in:\n{text}"));
+        let rest: Vec<&str> = lines.take_while(|l| l.starts_with("    ")).map(str::trim).collect();
+        std::iter::once(first).chain(rest).collect::<Vec<_>>().join(" ")
+    }
+
     #[test]
     fn text_names_the_field_behind_each_limit() {
         let text = render_text(&spec());
@@ -481,9 +495,11 @@ mod tests {
         for name in ["execve", "openat", "futex"] {
             assert!(text.split_whitespace().any(|w| w == name), "{name} missing");
         }
-        assert!(line_with(&text, "  socket ").contains("arg0 is one of AF_UNIX"));
-        assert!(line_with(&text, "  ioctl").contains("arg1 is none of TIOCSTI, TIOCLINUX"));
-        assert!(line_with(&text, "  clone ").contains("CLONE_NEWUSER"));
+        assert!(entry_with(&text, "  socketpair ").contains("arg0 is one of AF_UNIX"));
+        assert!(entry_with(&text, "  socketpair ").contains("SOCK_SEQPACKET|SOCK_NONBLOCK|SOCK_CLOEXEC"));
+        assert!(!text.lines().any(|l| l.trim_start().starts_with("socket ")), "socket() must not be allowed");
+        assert!(entry_with(&text, "  ioctl").contains("arg1 is none of TIOCSTI, TIOCLINUX"));
+        assert!(entry_with(&text, "  clone ").contains("CLONE_NEWUSER"));
         assert!(line_with(&text, "ENOSYS").contains("clone3"));
         assert!(line_with(&text, "other calls").contains("EPERM (errno 1)"));
         assert!(!text.split_whitespace().any(|w| w == "ptrace"));
@@ -521,9 +537,9 @@ mod tests {
         assert_eq!(v["mounts"][4]["kind"], "plugin_dir");
         assert_eq!(v["events"]["read"]["value"], json!(["energy.update"]));
         assert_eq!(v["entry"]["runtime"]["value"]["name"], "python3");
-        let socket = v["seccomp"]["allowed"].as_array().unwrap().iter().find(|s| s["name"] == "socket").unwrap();
-        assert_eq!(socket["filters"][0]["check"], "arg0 is one of AF_UNIX");
-        assert_eq!(socket["from"]["pointer"], "seccomp baseline");
+        let pair = v["seccomp"]["allowed"].as_array().unwrap().iter().find(|s| s["name"] == "socketpair").unwrap();
+        assert_eq!(pair["filters"][0]["check"], "arg0 is one of AF_UNIX");
+        assert_eq!(pair["from"]["pointer"], "seccomp baseline");
     }
 
     /// Every `{"value": ...}` has a `from`, and so does every list entry.

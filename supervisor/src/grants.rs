@@ -18,19 +18,29 @@ const WRITE_RULE: &str = "/permissions/events/write";
 const READ_RULE: &str = "/permissions/events/read";
 const UI_RULE: &str = "/permissions/system/ui/render";
 
+/// The topics `permissions.system.ui.render` grants by itself: `ui.render` and one
+/// level below it (`ui.render.<widget>`). Any other `ui.*` topic needs a literal write
+/// grant *and* the ui.render grant.
+fn ui_render_covers(topic: &str) -> bool {
+    topic == "ui.render" || topic.strip_prefix("ui.render.").is_some_and(|rest| !rest.contains('.'))
+}
+
 /// May the plugin publish on `topic`?
 pub fn check_publish(grants: &EventGrants, topic: &str) -> Result<(), Refusal> {
     if !topic_is_valid(topic) {
         return Err(Refusal { reason: "invalid topic name", rule: "topic charset".to_owned() });
     }
-    if topic.starts_with(UI_PREFIX) && grants.ui_render.value {
+    let written = grants.write.value.iter().any(|grant| topic_matches(grant, topic));
+    if topic.starts_with(UI_PREFIX) {
+        if grants.ui_render.value && (ui_render_covers(topic) || written) {
+            return Ok(());
+        }
+        return Err(Refusal { reason: "ui topic not covered by the ui.render grant", rule: UI_RULE.to_owned() });
+    }
+    if written {
         return Ok(());
     }
-    if grants.write.value.iter().any(|grant| topic_matches(grant, topic)) {
-        return Ok(());
-    }
-    let rule = if topic.starts_with(UI_PREFIX) { UI_RULE } else { WRITE_RULE };
-    Err(Refusal { reason: "topic not granted for writing", rule: rule.to_owned() })
+    Err(Refusal { reason: "topic not granted for writing", rule: WRITE_RULE.to_owned() })
 }
 
 /// May the plugin receive `topic`?
@@ -71,8 +81,21 @@ mod tests {
     #[test]
     fn ui_topics_need_the_ui_render_grant() {
         assert!(check_publish(&grants(&[], &[], true), "ui.render").is_ok());
+        assert!(check_publish(&grants(&[], &[], true), "ui.render.energy").is_ok());
         let refused = check_publish(&grants(&[], &[], false), "ui.render").unwrap_err();
         assert_eq!(refused.rule, "/permissions/system/ui/render");
+        // A write grant alone is not enough for a ui topic.
+        assert!(check_publish(&grants(&[], &["ui.render"], false), "ui.render").is_err());
+    }
+
+    #[test]
+    fn the_ui_render_grant_is_bounded() {
+        let g = grants(&[], &[], true);
+        assert!(check_publish(&g, "ui.admin.exec.command").is_err());
+        assert!(check_publish(&g, "ui.render.a.b").is_err());
+        assert!(check_publish(&g, "ui.admin").is_err());
+        // Other ui topics need a literal write grant on top of ui.render.
+        assert!(check_publish(&grants(&[], &["ui.toast"], true), "ui.toast").is_ok());
     }
 
     #[test]

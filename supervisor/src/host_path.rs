@@ -80,6 +80,23 @@ pub fn open_beneath(dir: &OwnedFd, rel: &Path, flags: i32, no_symlinks: bool) ->
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
+/// `O_PATH` open of an absolute path that refuses a symlink in ANY component
+/// (`openat2(RESOLVE_NO_SYMLINKS)` from `/`). For paths from a plugin's manifest, where
+/// the policy's check of the path as written must hold for the object opened.
+pub fn open_path_no_symlinks(path: &Path) -> Result<OwnedFd, HostPathError> {
+    let relative = path.strip_prefix("/").map_err(|_| HostPathError::NotAbsolute { path: path.to_owned() })?;
+    if relative.as_os_str().is_empty() {
+        return Err(HostPathError::NotAbsolute { path: path.to_owned() });
+    }
+    let root = open_path_nofollow(Path::new("/"))?;
+    open_beneath(&root, relative, libc::O_PATH | libc::O_NOFOLLOW, true).map_err(|e| match e {
+        HostPathError::Io { source, .. } => {
+            HostPathError::Io { step: "openat2(RESOLVE_NO_SYMLINKS)", path: path.to_owned(), source }
+        }
+        other => other,
+    })
+}
+
 /// File type and mode of an fd (works on `O_PATH` fds).
 pub fn stat_fd(fd: &OwnedFd, path: &Path) -> Result<(Kind, u32), HostPathError> {
     let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
@@ -220,6 +237,21 @@ mod tests {
     fn relative_or_dotted_paths_are_refused() {
         assert!(mirror_steps(Path::new("usr/lib"), &fake(&[])).is_err());
         assert!(mirror_steps(Path::new("/usr/../etc"), &fake(&[])).is_err());
+    }
+
+    #[test]
+    fn a_symlink_anywhere_in_a_grant_path_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("real")).unwrap();
+        std::fs::write(dir.path().join("real/key"), b"x").unwrap();
+        std::os::unix::fs::symlink("real", dir.path().join("link")).unwrap();
+        assert!(open_path_no_symlinks(&dir.path().join("real/key")).is_ok());
+        let err = open_path_no_symlinks(&dir.path().join("link/key")).unwrap_err();
+        assert!(
+            matches!(&err, HostPathError::Io { source, .. } if source.raw_os_error() == Some(libc::ELOOP)),
+            "{err}"
+        );
+        assert!(open_path_no_symlinks(Path::new("relative")).is_err());
     }
 
     #[test]

@@ -3,7 +3,6 @@
 
 use crate::host_probe::HostFacts;
 use crate::landlock_map::{self, child_access};
-use crate::report::{LayerStatus, RunReport};
 use crate::rootfs::RootPlan;
 use std::os::fd::BorrowedFd;
 use wf_policy::spec::{Layer, SandboxSpec};
@@ -18,13 +17,13 @@ pub enum LandlockSetupError {
     Ruleset(#[from] LandlockError),
 }
 
+/// The ruleset, and what it enforces (for the report, once the child is running).
 pub fn prepare(
     spec: &SandboxSpec,
     root: &RootPlan,
     python: bool,
     host: &HostFacts,
-    report: &mut RunReport,
-) -> Result<LandlockPlan, LandlockSetupError> {
+) -> Result<(LandlockPlan, serde_json::Value), LandlockSetupError> {
     let mapped = landlock_map::map_rules(&spec.landlock, root, python);
     if let Some(inside) = mapped.unmatched.first() {
         return Err(LandlockSetupError::Unmatched { inside: inside.clone() });
@@ -37,7 +36,7 @@ pub fn prepare(
         .collect();
     let require_full = !spec.layers.degradable.value.contains(&Layer::Landlock);
     let (ruleset, ll) = landlock_rules::build_ruleset(&host_rules, spec.landlock.scope_ipc_and_signals, require_full)?;
-    report.enforced.landlock = LayerStatus::enforced(serde_json::json!({
+    let detail = serde_json::json!({
         "abi": ll.abi.or(host.landlock_abi),
         "effective_abi": ll.effective_abi,
         "fully_enforced": require_full,
@@ -45,6 +44,6 @@ pub fn prepare(
         "scoped_ipc_and_signals": ll.scoped,
         "host_rules": mapped.host.len(),
         "inside_rules": mapped.inside.len(),
-    }));
-    Ok(LandlockPlan { ruleset, inside_rules: mapped.inside, require_full })
+    });
+    Ok((LandlockPlan { ruleset, inside_rules: mapped.inside, require_full }, detail))
 }

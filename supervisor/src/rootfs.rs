@@ -27,6 +27,8 @@ pub enum RootfsError {
     Resolve { inside: String, source: HostPathError },
     #[error("required path {host} (granted at {inside}) does not exist")]
     MissingRequired { host: PathBuf, inside: String },
+    #[error("runtime path {host} ({field} in the policy) does not exist on this host; adjust the policy's runtimes to this host's layout")]
+    MissingRuntime { host: PathBuf, field: String },
     #[error("{what}: path contains a NUL byte")]
     Nul { what: String },
     #[error("{host}: not a regular file or directory; only those can be granted")]
@@ -94,12 +96,12 @@ impl RootPlan {
         plugin_exec: bool,
     ) -> Result<(), RootfsError> {
         match mount {
-            MountSpec::RuntimeBind { host, .. } => self.add_runtime(host, dirs),
+            MountSpec::RuntimeBind { host, origin } => self.add_runtime(host, &origin.pointer, dirs),
             MountSpec::PluginDir { host, inside, .. } => {
                 self.add_bind(host, inside, true, dirs, plugin_exec).map(|_| ())
             }
             MountSpec::HostBind { host, inside, writable, optional, .. } => {
-                match self.add_bind(host, inside, !*writable, dirs, false) {
+                match self.add_grant(host, inside, !*writable, dirs) {
                     Err(RootfsError::Resolve { source: HostPathError::Io { source, .. }, .. })
                         if source.kind() == std::io::ErrorKind::NotFound =>
                     {
@@ -130,13 +132,13 @@ impl RootPlan {
     }
 
     /// Mirror a runtime path: recreate host symlinks, bind the final object read-only.
-    fn add_runtime(&mut self, host: &Path, dirs: &mut BTreeSet<PathBuf>) -> Result<(), RootfsError> {
+    fn add_runtime(&mut self, host: &Path, field: &str, dirs: &mut BTreeSet<PathBuf>) -> Result<(), RootfsError> {
+        let missing = || RootfsError::MissingRuntime { host: host.to_owned(), field: field.to_owned() };
         let inside = host.display().to_string();
         let steps = match host_path::mirror_steps(host, &host_path::read_link_host) {
             Ok(steps) => steps,
             Err(HostPathError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                self.warnings.push(format!("runtime path {} does not exist on this host; skipped", host.display()));
-                return Ok(());
+                return Err(missing());
             }
             Err(source) => return Err(RootfsError::Resolve { inside, source }),
         };
@@ -177,6 +179,20 @@ impl RootPlan {
         self.bound.iter().any(|(inside, obj)| obj.is_dir && at.starts_with(inside))
     }
 
+    /// A path from the manifest: no symlink may appear anywhere along it, so the policy's
+    /// lexical check of `allowed_host_paths` holds for what is actually bound.
+    fn add_grant(
+        &mut self,
+        host: &Path,
+        inside: &str,
+        readonly: bool,
+        dirs: &mut BTreeSet<PathBuf>,
+    ) -> Result<BoundObject, RootfsError> {
+        let fd = host_path::open_path_no_symlinks(host)
+            .map_err(|source| RootfsError::Resolve { inside: inside.to_owned(), source })?;
+        self.bind_opened(fd, host, inside, readonly, dirs, false)
+    }
+
     fn add_bind(
         &mut self,
         host: &Path,
@@ -185,8 +201,21 @@ impl RootPlan {
         dirs: &mut BTreeSet<PathBuf>,
         allow_exec: bool,
     ) -> Result<BoundObject, RootfsError> {
+        let fd = host_path::open_path_nofollow(host)
+            .map_err(|source| RootfsError::Resolve { inside: inside.to_owned(), source })?;
+        self.bind_opened(fd, host, inside, readonly, dirs, allow_exec)
+    }
+
+    fn bind_opened(
+        &mut self,
+        fd: OwnedFd,
+        host: &Path,
+        inside: &str,
+        readonly: bool,
+        dirs: &mut BTreeSet<PathBuf>,
+        allow_exec: bool,
+    ) -> Result<BoundObject, RootfsError> {
         let resolve_err = |source| RootfsError::Resolve { inside: inside.to_owned(), source };
-        let fd = host_path::open_path_nofollow(host).map_err(resolve_err)?;
         let (kind, _) = host_path::stat_fd(&fd, host).map_err(resolve_err)?;
         let is_dir = match kind {
             Kind::Dir => true,
@@ -349,12 +378,12 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_runtime_path_is_a_warning() {
-        let mounts =
-            vec![MountSpec::RuntimeBind { host: "/nonexistent-wf/lib/x".into(), origin: Origin::builtin("t") }];
-        let plan = RootPlan::build(&mounts, false, false).unwrap();
-        assert!(plan.ops.is_empty());
-        assert_eq!(plan.warnings.len(), 1, "{:?}", plan.warnings);
+    fn a_missing_runtime_path_is_refused_naming_the_policy_field() {
+        let origin = Origin::policy("/sandbox/runtimes/interpreters/python3/paths/3");
+        let mounts = vec![MountSpec::RuntimeBind { host: "/nonexistent-wf/lib/python3.99".into(), origin }];
+        let message = RootPlan::build(&mounts, false, false).unwrap_err().to_string();
+        assert!(message.contains("/sandbox/runtimes/interpreters/python3/paths/3"), "{message}");
+        assert!(message.contains("/nonexistent-wf/lib/python3.99"), "{message}");
     }
 
     #[test]

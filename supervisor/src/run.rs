@@ -11,6 +11,8 @@ use crate::report::{now_ms, ExitInfo, LayerStatus, RunReport, Violation};
 use crate::rootfs::RootPlan;
 use crate::sandbox_cgroup::{self, SandboxCgroup};
 use crate::session::{Session, SessionConfig, SessionIo, SessionOutcome};
+use crate::stop_signals;
+use crate::watchdog;
 use nix::sys::wait::WaitStatus;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
@@ -121,7 +123,7 @@ fn finish_report(report: &RunReport, path: Option<&Path>) {
 fn instance_id(name: &str) -> String {
     let nanos =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    format!("{name}-{}-{nanos:08x}", std::process::id())
+    sandbox_cgroup::instance_name(name, std::process::id(), nanos)
 }
 
 fn is_applied(decisions: &[(Layer, Decision)], layer: Layer) -> bool {
@@ -133,6 +135,8 @@ fn execute(req: &RunRequest<'_>, report: &mut RunReport) -> Result<u8, Stop> {
     if !nix::unistd::geteuid().is_root() {
         return Err(Stop::refused("privileges", "wfsandbox run must be started as root"));
     }
+    // Before anything is created: from here on a Ctrl-C or SIGTERM is handled, not fatal.
+    let stop_signals = stop_signals::block_and_listen().map_err(|e| Stop::setup("signals", e.raw_os_error(), e))?;
     let host = host_probe::probe();
     let decisions = enforcement::decide_all(&host, &spec.layers).map_err(|r| Stop::refused("host_layers", r))?;
     entry_point::check(&spec.entry).map_err(|e| Stop::refused("entry_point", e))?;
@@ -144,24 +148,28 @@ fn execute(req: &RunRequest<'_>, report: &mut RunReport) -> Result<u8, Stop> {
     report.warnings.extend(root.warnings.iter().cloned());
 
     let landlock = if is_applied(&decisions, Layer::Landlock) {
-        let plan = crate::landlock_setup::prepare(spec, &root, python, &host, report)
+        let prepared = crate::landlock_setup::prepare(spec, &root, python, &host)
             .map_err(|e| Stop::setup("landlock_ruleset", None, e))?;
-        Some(plan)
+        Some(prepared)
     } else {
         report.enforced.landlock = degraded_status(&decisions, Layer::Landlock);
         None
     };
     let seccomp = if is_applied(&decisions, Layer::Seccomp) {
-        Some(crate::seccomp_setup::prepare(spec, report).map_err(|e| Stop::setup("seccomp_compile", None, e))?)
+        Some(crate::seccomp_setup::prepare(spec).map_err(|e| Stop::setup("seccomp_compile", None, e))?)
     } else {
         report.enforced.seccomp = degraded_status(&decisions, Layer::Seccomp);
         None
     };
 
     let instance = report.instance.clone();
-    let mut cgroup =
-        sandbox_cgroup::create(spec, &instance, req.cgroup_parent, report).map_err(|e| Stop::refused("cgroups", e))?;
-    let outcome = launch_and_supervise(req, report, root, landlock, seccomp, &cgroup);
+    let (mut cgroup, cgroup_status) =
+        sandbox_cgroup::create(spec, &instance, req.cgroup_parent).map_err(|e| Stop::refused("cgroups", e))?;
+    if cgroup.is_none() {
+        report.enforced.cgroups = cgroup_status.clone();
+    }
+    let layers = PreparedLayers { landlock, seccomp, cgroup_status };
+    let outcome = launch_and_supervise(req, report, root, layers, &cgroup, stop_signals);
     let stats = cgroup.as_ref().map(SandboxCgroup::final_stats);
     if let Some(cg) = cgroup.take() {
         report.warnings.extend(cg.destroy());
@@ -177,13 +185,21 @@ fn degraded_status(decisions: &[(Layer, Decision)], layer: Layer) -> LayerStatus
     }
 }
 
+/// Layers built in the parent, each with what it enforces, recorded in the report only
+/// once the plugin runs under them.
+struct PreparedLayers {
+    landlock: Option<(wf_sandbox_child::plan::LandlockPlan, serde_json::Value)>,
+    seccomp: Option<(Vec<libc::sock_filter>, serde_json::Value)>,
+    cgroup_status: LayerStatus,
+}
+
 fn launch_and_supervise(
     req: &RunRequest<'_>,
     report: &mut RunReport,
     root: RootPlan,
-    landlock: Option<wf_sandbox_child::plan::LandlockPlan>,
-    seccomp: Option<Vec<libc::sock_filter>>,
+    layers: PreparedLayers,
     cgroup: &Option<SandboxCgroup>,
+    stop_signals: nix::sys::signalfd::SignalFd,
 ) -> Result<SessionOutcome, Stop> {
     let spec = req.spec;
     let (channel, child_channel) = socketpair().map_err(|e| Stop::setup("channel socketpair", e.raw_os_error(), e))?;
@@ -196,6 +212,9 @@ fn launch_and_supervise(
         Some(cg) => cg.join_fds().map_err(|e| Stop::setup("cgroup_tasks_fds", e.raw_os_error(), e))?,
         None => Vec::new(),
     };
+    let PreparedLayers { landlock, seccomp, cgroup_status } = layers;
+    let (landlock, landlock_detail) = landlock.unzip();
+    let (seccomp, seccomp_detail) = seccomp.unzip();
     let (mut plan, root_keepalive) =
         child_plan::build(spec, root, landlock, seccomp, exec, true).map_err(|e| Stop::setup("child_plan", None, e))?;
     plan.cgroup_join_fds = join_fds.iter().map(|fd| fd.as_raw_fd()).collect();
@@ -220,6 +239,13 @@ fn launch_and_supervise(
     report.enforced.capabilities =
         LayerStatus::enforced(serde_json::json!({ "effective": 0, "permitted": 0, "bounding": 0, "ambient": 0 }));
     report.enforced.no_new_privs = true;
+    report.enforced.cgroups = cgroup_status;
+    if let Some(detail) = landlock_detail {
+        report.enforced.landlock = LayerStatus::enforced(detail);
+    }
+    if let Some(detail) = seccomp_detail {
+        report.enforced.seccomp = LayerStatus::enforced(detail);
+    }
     report.enforced.rlimits = LayerStatus::enforced(serde_json::to_value(&spec.rlimits).unwrap_or_default());
 
     let cfg = SessionConfig {
@@ -230,17 +256,43 @@ fn launch_and_supervise(
         wall_clock: Duration::from_millis(spec.wall_clock_ms.value),
         output_budget: spec.output_limit_bytes.value,
     };
-    let io = SessionIo { pid: launched.pid, pidfd: launched.pidfd, channel, stdout, stderr };
+    let init_pidfd = launched.pidfd.as_raw_fd();
+    let io = SessionIo {
+        pid: launched.pid,
+        pidfd: launched.pidfd,
+        channel,
+        stdout,
+        stderr,
+        stop_signals: Some(stop_signals),
+    };
     let mut session = Session::new(cfg, io);
     let mut err = std::io::stderr();
     session.queue_initial(&req.events, &mut err);
-    let mut out = std::io::stdout();
-    let mut kill_all = || {
+    let kill_all = || {
         if let Some(cg) = cgroup.as_ref() {
             cg.kill();
         }
     };
-    session.run(&mut out, &mut err, &mut kill_all).map_err(|e| Stop::setup("supervise", e.raw_os_error(), e))
+    // The backstop fires a little after the loop's own deadline check would.
+    let backstop = Duration::from_millis(spec.wall_clock_ms.value.saturating_add(250));
+    let kill_sandbox = || {
+        kill_all();
+        kill_init(init_pidfd);
+    };
+    let (outcome, watchdog_fired) = watchdog::run_with_watchdog(backstop, &kill_sandbox, || {
+        session.run(&mut std::io::stdout(), &mut err, &kill_all)
+    });
+    let mut outcome = outcome.map_err(|e| Stop::setup("supervise", e.raw_os_error(), e))?;
+    outcome.wall_clock_expired |= watchdog_fired;
+    Ok(outcome)
+}
+
+/// SIGKILL the sandbox's init through its pidfd (its death ends the pid namespace).
+fn kill_init(pidfd: std::os::fd::RawFd) {
+    // SAFETY: pidfd_send_signal on our own child's pidfd, which outlives the watchdog.
+    unsafe {
+        libc::syscall(libc::SYS_pidfd_send_signal, pidfd, libc::SIGKILL, std::ptr::null::<libc::siginfo_t>(), 0u32);
+    }
 }
 
 fn conclude(
@@ -270,7 +322,9 @@ fn conclude(
         Some(WaitStatus::Exited(_, code)) => ("exited", code, Some(code), None),
         Some(WaitStatus::Signaled(_, sig, _)) => {
             let n = sig as i32;
-            let cause = if outcome.wall_clock_expired {
+            let cause = if outcome.interrupted_by.is_some() {
+                "interrupted"
+            } else if outcome.wall_clock_expired {
                 "wall_clock_limit"
             } else if oom_killed && n == libc::SIGKILL {
                 "oom_kill"

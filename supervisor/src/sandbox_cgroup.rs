@@ -2,7 +2,7 @@
 //! placement, final accounting and teardown.
 
 use crate::cgroup::{CgroupError, CgroupLayout, CgroupManager, Limits, PluginCgroup, RealCgroupFs, SwapEnforcement};
-use crate::report::{LayerStatus, RunReport};
+use crate::report::LayerStatus;
 use nix::unistd::Pid;
 use wf_policy::spec::{Layer, SandboxSpec};
 
@@ -37,21 +37,17 @@ pub enum SandboxCgroupError {
 }
 
 /// Create the plugin's cgroup, or return `None` when the host cannot and the policy
-/// lets cgroups degrade. The report records which.
+/// lets cgroups degrade; with the layer's status for the report (to be recorded once the
+/// plugin runs: a cgroup that never held the plugin enforced nothing).
 pub fn create(
     spec: &SandboxSpec,
     instance: &str,
     parent: Option<&str>,
-    report: &mut RunReport,
-) -> Result<Option<SandboxCgroup>, SandboxCgroupError> {
+) -> Result<(Option<SandboxCgroup>, LayerStatus), SandboxCgroupError> {
     match try_create(spec, instance, parent) {
-        Ok((cg, enforcement)) => {
-            report.enforced.cgroups = LayerStatus::enforced(enforcement);
-            Ok(Some(cg))
-        }
+        Ok((cg, enforcement)) => Ok((Some(cg), LayerStatus::enforced(enforcement))),
         Err(e) if spec.layers.degradable.value.contains(&Layer::Cgroups) => {
-            report.enforced.cgroups = LayerStatus::degraded(&e.to_string());
-            Ok(None)
+            Ok((None, LayerStatus::degraded(&e.to_string())))
         }
         Err(e) => Err(e),
     }
@@ -65,6 +61,9 @@ fn try_create(
     let layout = CgroupLayout::detect().map_err(|e| SandboxCgroupError::Layout(e.to_string()))?;
     let manager = CgroupManager::new(layout, parent.unwrap_or(PARENT_NAME), Box::new(RealCgroupFs))?;
     manager.prepare()?;
+    // Leftovers of runs whose supervisor died (SIGKILL, a crash): theirs only, as other
+    // live runs share the parent. Failing to sweep must not stop this run.
+    let _ = manager.cleanup_orphans_where(|name| supervisor_of(name).is_some_and(|pid| !process_alive(pid)));
     let cgroup = manager.create(instance, &Limits::from_spec(&spec.cgroup))?;
     let sandbox = SandboxCgroup { manager, cgroup };
     let enforcement = sandbox.cgroup.enforcement()?;
@@ -87,6 +86,26 @@ fn try_create(
 }
 
 /// Any configured swap at all, from /proc/meminfo (`SwapTotal`).
+/// The name of a one-shot run's instance: `<plugin>-<supervisor pid>-<nonce>`.
+pub fn instance_name(plugin: &str, supervisor_pid: u32, nonce: u32) -> String {
+    format!("{plugin}-{supervisor_pid}-{nonce:08x}")
+}
+
+/// The supervisor pid in an instance name made by [`instance_name`].
+fn supervisor_of(instance: &str) -> Option<i32> {
+    let mut parts = instance.rsplitn(3, '-');
+    let nonce = parts.next()?;
+    let pid = parts.next()?;
+    parts.next()?;
+    (nonce.len() == 8 && nonce.chars().all(|c| c.is_ascii_hexdigit())).then_some(())?;
+    pid.parse().ok().filter(|p| *p > 0)
+}
+
+fn process_alive(pid: i32) -> bool {
+    // Signal 0 checks existence; EPERM would still mean it exists (we are root: n/a).
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+}
+
 /// An unreadable or unparsable meminfo counts as "has swap" (fail closed).
 fn host_has_swap() -> bool {
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
@@ -172,7 +191,16 @@ impl SandboxCgroup {
 
 #[cfg(test)]
 mod tests {
-    use super::swap_total_kb;
+    use super::{instance_name, supervisor_of, swap_total_kb};
+
+    #[test]
+    fn the_supervisor_pid_is_read_back_from_instance_names_only() {
+        assert_eq!(supervisor_of(&instance_name("my_plugin", 4242, 0xdead)), Some(4242));
+        assert_eq!(supervisor_of(&instance_name("a-b-c", 7, 1)), Some(7));
+        assert_eq!(supervisor_of("something-else"), None);
+        assert_eq!(supervisor_of("p-12-notahexnonce"), None);
+        assert_eq!(supervisor_of("p-0-0000abcd"), None);
+    }
 
     #[test]
     fn swap_total_is_parsed_and_garbage_is_none() {

@@ -7,8 +7,11 @@
 
 use crate::grants;
 use crate::output::{OutputForwarder, Pumped};
+use crate::publish_budget::PublishBudget;
 use crate::report::{now_ms, EventCounters, Violation};
+use crate::stop_signals;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use std::io::{self, Read, Write};
@@ -40,12 +43,16 @@ pub struct SessionIo {
     pub channel: OwnedFd,
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
+    /// Stop signals addressed to the supervisor (see `stop_signals`).
+    pub stop_signals: Option<SignalFd>,
 }
 
 #[derive(Debug, Default)]
 pub struct SessionOutcome {
     pub status: Option<WaitStatus>,
     pub wall_clock_expired: bool,
+    /// A stop signal the supervisor received, which ended the plugin.
+    pub interrupted_by: Option<i32>,
     pub wall_ms: u64,
     pub events: EventCounters,
     pub output: crate::output::OutputCounters,
@@ -67,6 +74,7 @@ pub struct Session<'a> {
     stdout_open: bool,
     stderr_open: bool,
     forwarder: OutputForwarder,
+    budget: PublishBudget,
     outcome: SessionOutcome,
 }
 
@@ -76,9 +84,18 @@ impl<'a> Session<'a> {
             set_nonblocking(fd);
         }
         let decoder = FrameDecoder::new(cfg.max_event_bytes);
-        let forwarder = OutputForwarder::new(cfg.output_budget);
+        let forwarder = OutputForwarder::new(cfg.output_budget, cfg.plugin);
         let channel = Channel { fd: None, decoder, outgoing: Vec::new(), half_closed: false };
-        Self { cfg, io, channel, stdout_open: true, stderr_open: true, forwarder, outcome: SessionOutcome::default() }
+        Self {
+            cfg,
+            io,
+            channel,
+            stdout_open: true,
+            stderr_open: true,
+            forwarder,
+            budget: PublishBudget::default(),
+            outcome: SessionOutcome::default(),
+        }
     }
 
     /// Queue the hello and the initial events the plugin may read; others are counted.
@@ -127,7 +144,7 @@ impl<'a> Session<'a> {
         mut self,
         published: &mut dyn Write,
         stderr: &mut dyn Write,
-        kill_all: &mut dyn FnMut(),
+        kill_all: &dyn Fn(),
     ) -> io::Result<SessionOutcome> {
         let start = Instant::now();
         let deadline = start + self.cfg.wall_clock;
@@ -145,8 +162,17 @@ impl<'a> Session<'a> {
                 // which matters when cgroups were allowed to degrade.
                 signal_init(&self.io.pidfd, libc::SIGKILL);
             }
-            let wait = if self.outcome.wall_clock_expired { Duration::from_millis(50) } else { deadline - now };
+            let ending = self.outcome.wall_clock_expired || self.outcome.interrupted_by.is_some();
+            let wait = if ending { Duration::from_millis(50) } else { deadline - now };
             self.poll_once(wait, published, stderr)?;
+            if self.outcome.interrupted_by.is_none() {
+                if let Some(signal) = self.io.stop_signals.as_ref().and_then(stop_signals::take_pending) {
+                    let _ = writeln!(stderr, "wfsandbox: received signal {signal}; killing the sandbox");
+                    self.outcome.interrupted_by = Some(signal);
+                    kill_all();
+                    signal_init(&self.io.pidfd, libc::SIGKILL);
+                }
+            }
         }
         self.drain(published, stderr)?;
         self.outcome.wall_ms = start.elapsed().as_millis() as u64;
@@ -173,6 +199,9 @@ impl<'a> Session<'a> {
             let out_idx = self.stdout_open.then(|| push(&mut fds, self.io.stdout.as_fd(), PollFlags::POLLIN));
             let err_idx = self.stderr_open.then(|| push(&mut fds, self.io.stderr.as_fd(), PollFlags::POLLIN));
             let chan_idx = chan_flags.map(|flags| push(&mut fds, self.io.channel.as_fd(), flags));
+            if let Some(signals) = self.io.stop_signals.as_ref() {
+                push(&mut fds, signals.as_fd(), PollFlags::POLLIN);
+            }
             match poll(&mut fds, PollTimeout::from(ms)) {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => return Err(io::Error::from(e)),
@@ -268,6 +297,10 @@ impl<'a> Session<'a> {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                    // The plugin exited with our replies unread; a partial frame still counts.
+                    if let Err(e) = self.channel.decoder.finish() {
+                        self.protocol_violation(&e.to_string(), stderr);
+                    }
                     self.close_channel();
                     return Ok(());
                 }
@@ -300,15 +333,29 @@ impl<'a> Session<'a> {
     }
 
     fn handle_publish(&mut self, topic: String, payload: serde_json::Value, published: &mut dyn Write) {
+        let size = serde_json::to_vec(&payload).map(|v| v.len()).unwrap_or(0);
         match grants::check_publish(self.cfg.grants, &topic) {
             Ok(()) => {
+                if let Err(refusal) = self.budget.admit(size as u64, Instant::now()) {
+                    self.outcome.events.denied += 1;
+                    self.record(Violation {
+                        time_ms: now_ms(),
+                        plugin: self.cfg.plugin.to_owned(),
+                        instance: self.cfg.instance.to_owned(),
+                        layer: "broker".into(),
+                        kind: refusal.kind().into(),
+                        detail: serde_json::json!({ "topic": topic, "payload_bytes": size }),
+                        rule: refusal.rule(),
+                        action: "deny".into(),
+                    });
+                    return;
+                }
                 self.outcome.events.published += 1;
                 let line = serde_json::json!({ "topic": topic, "payload": payload });
                 let _ = writeln!(published, "{line}");
             }
             Err(refusal) => {
                 self.outcome.events.denied += 1;
-                let size = serde_json::to_vec(&payload).map(|v| v.len()).unwrap_or(0);
                 self.record(Violation {
                     time_ms: now_ms(),
                     plugin: self.cfg.plugin.to_owned(),

@@ -267,6 +267,13 @@ impl CgroupManager {
     /// Kills and removes every instance under our parent directories that this manager
     /// did not create (leftovers of a crashed run). Returns the names removed.
     pub fn cleanup_orphans(&self) -> Result<Vec<String>, CgroupError> {
+        self.cleanup_orphans_where(|_| true)
+    }
+
+    /// Like [`Self::cleanup_orphans`], but only for instances `is_orphan` confirms —
+    /// where other supervisors share the parent (concurrent one-shot runs), only the
+    /// instances of dead ones may go.
+    pub fn cleanup_orphans_where(&self, is_orphan: impl Fn(&str) -> bool) -> Result<Vec<String>, CgroupError> {
         let fs = self.fs.as_ref();
         let mut names = BTreeSet::new();
         for parent in self.parent_dirs().into_iter().filter(|p| fs.exists(p)) {
@@ -279,7 +286,7 @@ impl CgroupManager {
         let live = self.shared.live().clone();
         let mut removed = Vec::new();
         let mut errors = Vec::new();
-        for name in names.difference(&live) {
+        for name in names.difference(&live).filter(|n| is_orphan(n)) {
             match self.remove_orphan(name) {
                 Ok(()) => removed.push(name.clone()),
                 Err(e) => errors.push(e),
