@@ -153,3 +153,51 @@ fn a_symlinked_manifest_cannot_choose_the_plugin_directory() {
     assert_eq!(result.status, 125, "{}", result.stderr);
     assert!(result.stderr.contains("symlink"), "{}", result.stderr);
 }
+
+#[test]
+fn stopping_the_supervisor_kills_the_sandbox_and_removes_its_cgroups() {
+    require_root();
+    let plugin = PluginDir::probe(json!({}));
+    let report = plugin.path().join("report.json");
+    let mut child = Command::new(wfsandbox())
+        .arg("run")
+        .arg(plugin.manifest())
+        .arg("--report")
+        .arg(&report)
+        .args(["--", "sleep", "30"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the plugin runs (its pid namespace init is a `probe` process).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !plugin_running(plugin.path()) {
+        assert!(std::time::Instant::now() < deadline, "the plugin never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: signalling the wfsandbox process this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(report["exit"]["cause"], "interrupted", "{report}");
+    assert!(!plugin_running(plugin.path()), "the plugin outlived the supervisor");
+    let dirs = report["enforced"]["cgroups"]["detail"]["hierarchies"].as_array().cloned().unwrap_or_default();
+    assert!(!dirs.is_empty());
+    for dir in dirs {
+        let dir = dir["dir"].as_str().unwrap_or_default();
+        assert!(!std::path::Path::new(dir).exists(), "cgroup {dir} left behind");
+    }
+}
+
+/// Is a process running the probe from this plugin directory? (Its /proc/PID/cmdline
+/// names /plugin/probe; the plugin dir is unique to the test, matched via the mount.)
+fn plugin_running(plugin_dir: &std::path::Path) -> bool {
+    let needle = plugin_dir.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc").into_iter().flatten().flatten().any(|entry| {
+        let pid_dir = entry.path();
+        let cmdline = std::fs::read(pid_dir.join("cmdline")).unwrap_or_default();
+        cmdline.starts_with(b"/plugin/probe\0sleep")
+            && std::fs::read_to_string(pid_dir.join("mountinfo")).is_ok_and(|m| m.contains(&needle))
+    })
+}

@@ -82,3 +82,21 @@ fn the_native_example_runs() {
     assert_eq!(result.status, 0, "{}", result.stderr);
     assert!(!result.published.is_empty(), "{}", result.stderr);
 }
+
+#[test]
+fn a_publish_flood_is_rate_limited_and_reported() {
+    let result = probe_with(
+        json!({"permissions": {"events": {"write": ["energy.update"]}}}),
+        &["publish-many", "20000", "energy.update"],
+    );
+    assert_eq!(result.status, 0, "{}", result.stderr);
+    let published = result.report["events"]["published"].as_u64().unwrap_or(0);
+    let denied = result.report["events"]["denied"].as_u64().unwrap_or(0);
+    assert_eq!(published + denied, 20000, "{}", result.report["events"]);
+    assert!(denied > 0, "a flood of 20000 events was not limited: {}", result.report["events"]);
+    assert_eq!(result.published.len() as u64, published, "refused events reached stdout");
+    let v = result.violation_of_kind("rate_limited").expect("rate_limited violation");
+    assert_eq!(v["layer"], "broker");
+    // Violations are recorded up to a cap and counted past it.
+    assert!(result.violations().len() <= 100);
+}

@@ -41,3 +41,54 @@ fn the_plugin_dir_is_read_only_but_readable() {
     let own = probe(&["read-file", "/plugin/manifest.json"]);
     assert_eq!(own.probe()["ok"], true, "{}", own.stderr);
 }
+
+/// A policy allowing `<base>/allowed` to be granted, and a plugin granted `path` read-only at /data.
+fn plugin_granted(
+    base: &std::path::Path,
+    path: &std::path::Path,
+) -> (wf_integration_tests::PluginDir, std::path::PathBuf) {
+    let plugin = wf_integration_tests::PluginDir::probe(serde_json::json!({
+        "permissions": {"system": {"filesystem": {"enabled": true, "temp_only": false,
+            "read": [{"path": path, "inside": "/data"}]}}}
+    }));
+    let policy = serde_json::json!({"sandbox": {"allowed_host_paths": [
+        {"path": base.join("allowed"), "access": "read_only"}]}});
+    plugin.write_file("policy.json", policy.to_string().as_bytes(), 0o644);
+    let policy_path = plugin.path().join("policy.json");
+    (plugin, policy_path)
+}
+
+fn world_readable_tree() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let base = tempfile::tempdir().unwrap();
+    for dir in ["allowed", "allowed/real", "outside"] {
+        std::fs::create_dir(base.path().join(dir)).unwrap();
+    }
+    std::fs::write(base.path().join("allowed/real/key"), b"granted").unwrap();
+    std::fs::write(base.path().join("outside/key"), b"secret").unwrap();
+    for entry in ["", "allowed", "allowed/real", "outside"] {
+        std::fs::set_permissions(base.path().join(entry), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    for file in ["allowed/real/key", "outside/key"] {
+        std::fs::set_permissions(base.path().join(file), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    std::os::unix::fs::symlink("../outside", base.path().join("allowed/link")).unwrap();
+    base
+}
+
+#[test]
+fn a_symlink_inside_an_allowed_tree_cannot_lead_a_grant_out_of_it() {
+    wf_integration_tests::require_root();
+    let base = world_readable_tree();
+    // Positive control: a real file under the allowed tree is granted and readable.
+    let (plugin, policy) = plugin_granted(base.path(), &base.path().join("allowed/real/key"));
+    let ok =
+        wf_integration_tests::run(&plugin.manifest(), &["--policy", policy.to_str().unwrap()], &["read-file", "/data"]);
+    assert_eq!(ok.probe()["ok"], true, "{}", ok.stderr);
+    // Through `allowed/link -> ../outside`, the same grant shape is refused before anything runs.
+    let (plugin, policy) = plugin_granted(base.path(), &base.path().join("allowed/link/key"));
+    let escaped =
+        wf_integration_tests::run(&plugin.manifest(), &["--policy", policy.to_str().unwrap()], &["read-file", "/data"]);
+    assert_eq!(escaped.status, 125, "{}", escaped.stderr);
+    assert!(!escaped.stderr.contains("secret"), "{}", escaped.stderr);
+}

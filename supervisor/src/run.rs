@@ -322,9 +322,7 @@ fn conclude(
         Some(WaitStatus::Exited(_, code)) => ("exited", code, Some(code), None),
         Some(WaitStatus::Signaled(_, sig, _)) => {
             let n = sig as i32;
-            let cause = if outcome.interrupted_by.is_some() {
-                "interrupted"
-            } else if outcome.wall_clock_expired {
+            let cause = if outcome.wall_clock_expired {
                 "wall_clock_limit"
             } else if oom_killed && n == libc::SIGKILL {
                 "oom_kill"
@@ -334,6 +332,11 @@ fn conclude(
             (cause, 128 + n, None, Some(n))
         }
         _ => ("unknown", i32::from(EXIT_REFUSED), None, None),
+    };
+    // Stopped by a signal to the supervisor: exit as a shell expects of that signal.
+    let (cause, status) = match outcome.interrupted_by {
+        Some(signal) => ("interrupted", 128 + signal),
+        None => (cause, status),
     };
     if outcome.wall_clock_expired {
         report.violations.push(resource_violation(

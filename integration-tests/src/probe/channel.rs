@@ -83,6 +83,25 @@ pub fn publish(args: &mut Args) -> Result<Outcome, UsageError> {
     })
 }
 
+/// `publish-many COUNT TOPIC`: publishes COUNT small events as fast as it can (a flood).
+pub fn publish_many(args: &mut Args) -> Result<Outcome, UsageError> {
+    let count: u64 = args.required_parsed("COUNT")?;
+    let topic = args.required("TOPIC")?;
+    let mut stream = match open_channel() {
+        Ok(stream) => stream,
+        Err(outcome) => return Ok(outcome),
+    };
+    let mut sent = 0u64;
+    for i in 0..count {
+        let message = json!({"type": "publish", "topic": topic, "payload": {"i": i}});
+        if let Err(err) = write_frame(&mut stream, &message) {
+            return Ok(io_failure("write", &err).with("sent", sent));
+        }
+        sent += 1;
+    }
+    Ok(Outcome::success().with("sent", sent))
+}
+
 fn publish_on(stream: &mut UnixStream, topic: &str, payload: Value) -> Outcome {
     let hello = match read_with_deadline(stream, Instant::now() + HELLO_WAIT) {
         Ok(Frame::Message(hello)) => hello,

@@ -63,6 +63,7 @@ const PROBES: &[(&str, &str, ProbeFn)] = &[
     ("burn-cpu", "SECONDS", resources::burn_cpu),
     ("sleep", "SECONDS", resources::sleep),
     ("publish", "TOPIC JSON", channel::publish),
+    ("publish-many", "COUNT TOPIC", channel::publish_many),
     ("echo-events", "", channel::echo_events),
     ("exit", "CODE", faults::exit),
     ("kill-self", "SIGNAL", faults::kill_self),
