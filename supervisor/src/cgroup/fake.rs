@@ -23,10 +23,12 @@ pub(crate) enum Op {
     Kill(u32),
 }
 
+/// What a hierarchy's cgroups hold. A v2 mount with `mount_is_root: false` is seen from
+/// inside a cgroup namespace (a container): its root is an ordinary cgroup of the host.
 #[derive(Debug, Clone)]
 enum Template {
     V1 { controllers: Vec<&'static str>, memsw: bool },
-    V2 { swap: bool, kill_file: bool },
+    V2 { swap: bool, kill_file: bool, mount_is_root: bool },
 }
 
 #[derive(Debug, Default)]
@@ -114,7 +116,10 @@ impl FakeCgroupFs {
         fake.precreate("memory/user/me");
         fake.set_procs("memory/user/me", &[OWN_PID, 77]);
         let unified = opts.unified.then(|| {
-            let mount = fake.add_hierarchy("unified", Template::V2 { swap: false, kill_file: opts.cgroup_kill });
+            let mount = fake.add_hierarchy(
+                "unified",
+                Template::V2 { swap: false, kill_file: opts.cgroup_kill, mount_is_root: true },
+            );
             CgroupMount { mount, own_path: "/".into() }
         });
         (fake, CgroupLayout::Hybrid { v1, unified })
@@ -129,7 +134,7 @@ impl FakeCgroupFs {
     /// As [`FakeCgroupFs::v2`]; `kill_file: false` is a kernel before 5.14 (no `cgroup.kill`).
     pub(crate) fn v2_with(own: &str, own_procs: &[u32], swap: bool, kill_file: bool) -> (Self, CgroupLayout) {
         let fake = Self::empty();
-        let mount = fake.add_hierarchy("cg2", Template::V2 { swap, kill_file });
+        let mount = fake.add_hierarchy("cg2", Template::V2 { swap, kill_file, mount_is_root: true });
         std::fs::write(mount.join("cgroup.controllers"), "cpuset cpu io memory pids\n").expect("controllers");
         std::fs::write(mount.join("cgroup.subtree_control"), "cpu memory pids\n").expect("subtree");
         let mut rel = String::from("cg2");
@@ -144,6 +149,18 @@ impl FakeCgroupFs {
         }
         fake.set_procs(&rel, own_procs);
         (fake, CgroupLayout::V2 { mount, own_path: own.into() })
+    }
+
+    /// A pure v2 host seen from inside a container with a private cgroup namespace: the
+    /// cgroup2 mount's root, which `/proc/self/cgroup` calls `/`, is a non-root cgroup
+    /// of the host offering `cpu memory pids`, holding `own_procs`.
+    pub(crate) fn v2_in_cgroup_namespace(own_procs: &[u32]) -> (Self, CgroupLayout) {
+        let fake = Self::empty();
+        let template = Template::V2 { swap: true, kill_file: true, mount_is_root: false };
+        let mount = fake.add_hierarchy("cg2", template);
+        std::fs::write(mount.join("cgroup.controllers"), "cpu memory pids\n").expect("controllers");
+        fake.set_procs("cg2", own_procs);
+        (fake, CgroupLayout::V2 { mount, own_path: "/".into() })
     }
 
     pub(crate) fn set_procs(&self, rel: &str, pids: &[u32]) {
@@ -194,9 +211,19 @@ impl FakeCgroupFs {
         self.state().hierarchies.iter().find(|(m, _)| path.starts_with(m)).cloned()
     }
 
+    /// Whether `dir` is the real root cgroup of its hierarchy (exempt from the v2
+    /// no-internal-process rule, and without `cgroup.type` and the other non-root files).
+    fn is_real_root(&self, dir: &Path) -> bool {
+        match self.hierarchy_of(dir) {
+            Some((mount, Template::V2 { mount_is_root, .. })) => dir == mount && mount_is_root,
+            Some((mount, Template::V1 { .. })) => dir == mount,
+            None => false,
+        }
+    }
+
     fn populate(&self, dir: &Path) {
         let Some((mount, template)) = self.hierarchy_of(dir) else { return };
-        let is_root = dir == mount;
+        let is_root = self.is_real_root(dir);
         let mut files: Vec<(&str, String)> = vec![("cgroup.procs", String::new())];
         match template {
             Template::V1 { controllers, memsw } => {
@@ -204,8 +231,8 @@ impl FakeCgroupFs {
                     files.extend(v1_files(c, memsw, is_root));
                 }
             }
-            Template::V2 { swap, kill_file } => {
-                let enabled = if is_root {
+            Template::V2 { swap, kill_file, .. } => {
+                let enabled = if dir == mount {
                     String::new()
                 } else {
                     std::fs::read_to_string(dir.parent().unwrap_or(dir).join("cgroup.subtree_control"))
@@ -215,6 +242,7 @@ impl FakeCgroupFs {
                 files.push(("cgroup.subtree_control", String::new()));
                 files.push(("cgroup.events", String::new()));
                 if !is_root {
+                    files.push(("cgroup.type", "domain".into()));
                     files.push(("cgroup.freeze", "0".into()));
                     if kill_file {
                         files.push(("cgroup.kill", String::new()));
@@ -293,7 +321,7 @@ impl FakeCgroupFs {
             "cgroup.procs" => {
                 let pid: u32 = value.trim().parse().map_err(|_| errno(libc::EINVAL))?;
                 let subtree = std::fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
-                if is_v2 && dir != mount && !subtree.trim().is_empty() {
+                if is_v2 && !self.is_real_root(dir) && !subtree.trim().is_empty() {
                     return Err(errno(libc::EBUSY));
                 }
                 for other in self.all_dirs().into_iter().filter(|d| d.starts_with(&mount)) {
@@ -315,7 +343,7 @@ impl FakeCgroupFs {
                         return Err(errno(libc::ENOENT));
                     }
                     if token.starts_with('+') {
-                        if dir != mount && !Self::procs_of(dir).is_empty() {
+                        if !self.is_real_root(dir) && !Self::procs_of(dir).is_empty() {
                             return Err(errno(libc::EBUSY));
                         }
                         if !enabled.iter().any(|e| e == controller) {

@@ -219,3 +219,36 @@ fn a_launcher_forked_before_prepare_blocks_delegation() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn in_a_containers_cgroup_namespace_our_root_is_not_the_real_root_so_we_move_into_our_leaf() {
+    // Docker/Podman on a v2 host: /proc/self/cgroup says "0::/" and the cgroup2 mount's
+    // root is "/", yet that cgroup is a non-root cgroup of the host, bound by the
+    // no-internal-process rule (the VM shows EOPNOTSUPP or EBUSY on "+memory" there).
+    let (fake, layout) = FakeCgroupFs::v2_in_cgroup_namespace(&[OWN_PID]);
+    let m = manager(&fake, layout);
+    let cgroup = m.create(INST, &limits()).unwrap();
+    let ops = fake.ops();
+    assert_eq!(
+        ops[..5].to_vec(),
+        vec![
+            Op::Mkdir(fake.path("cg2/wfsandbox-supervisor")),
+            w(&fake, "cg2/wfsandbox-supervisor/cgroup.procs", &OWN_PID.to_string()),
+            w(&fake, "cg2/cgroup.subtree_control", "+cpu"),
+            w(&fake, "cg2/cgroup.subtree_control", "+memory"),
+            w(&fake, "cg2/cgroup.subtree_control", "+pids"),
+        ]
+    );
+    assert_eq!(fake.read_rel("cg2/cgroup.procs"), "");
+    assert_eq!(cgroup.paths(), vec![fake.path(&format!("cg2/wfsandbox/{INST}"))]);
+}
+
+#[test]
+fn in_a_containers_cgroup_namespace_a_foreign_process_stops_us_before_anything_is_written() {
+    let (fake, layout) = FakeCgroupFs::v2_in_cgroup_namespace(&[1, OWN_PID]);
+    match manager(&fake, layout).create(INST, &limits()) {
+        Err(CgroupError::OwnCgroupShared { pids, .. }) => assert_eq!(pids, vec![1]),
+        other => panic!("{other:?}"),
+    }
+    assert!(fake.ops().is_empty(), "{:?}", fake.ops());
+}

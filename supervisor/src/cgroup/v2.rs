@@ -31,12 +31,14 @@ pub(crate) struct V2Applied {
 }
 
 /// Makes `own` able to have children with the instance controllers enabled: if they
-/// are not enabled in its `cgroup.subtree_control` yet and `own` is not the root, our
-/// own process first moves into `leaf` (created if missing; appended to `created`).
+/// are not enabled in its `cgroup.subtree_control` yet and `own` is not the real root
+/// cgroup, our own process first moves into `leaf` (created if missing; appended to
+/// `created`). `own_is_mount_root` says whether `own` is the root of the mount; whether
+/// that is the real root is checked here (see [`is_real_root`]).
 pub(crate) fn delegate_own(
     fs: &dyn CgroupFs,
     own: &Path,
-    own_is_root: bool,
+    own_is_mount_root: bool,
     leaf: &Path,
     created: &mut Vec<PathBuf>,
 ) -> Result<(), CgroupError> {
@@ -44,10 +46,20 @@ pub(crate) fn delegate_own(
         return Ok(());
     }
     check_available(fs, own)?;
-    if !own_is_root {
+    if !(own_is_mount_root && is_real_root(fs, own)) {
         move_self_to_leaf(fs, own, leaf, created)?;
     }
     enable_controllers(fs, own)
+}
+
+/// Whether `dir` is the real root cgroup, the only one that may hold processes and
+/// enable controllers at once. The root of the mount is not always it: inside a
+/// container's cgroup namespace (Docker's default on v2 hosts), or when a subtree is
+/// bind-mounted, `/proc/self/cgroup` says `/` for an ordinary cgroup of the host.
+/// Every non-root cgroup has `cgroup.type` (Linux 4.14+); the real root has none. On
+/// older kernels no cgroup has it, and the mount's root is taken as the root.
+pub(crate) fn is_real_root(fs: &dyn CgroupFs, dir: &Path) -> bool {
+    !fs.exists(&dir.join("cgroup.type"))
 }
 
 /// Creates `parent` (appended to `created` if we made it) and enables the instance
