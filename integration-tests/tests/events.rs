@@ -100,3 +100,23 @@ fn a_publish_flood_is_rate_limited_and_reported() {
     // Violations are recorded up to a cap and counted past it.
     assert!(result.violations().len() <= 100);
 }
+
+#[test]
+fn frames_that_break_the_channel_rules_are_refused_and_reported() {
+    for (kind, violation) in [
+        ("oversized", "oversized_frame"),
+        ("invalid-utf8", "malformed_frame"),
+        ("deep", "malformed_frame"),
+        ("unknown-field", "malformed_frame"),
+    ] {
+        let result = probe_with(json!({"permissions": {"events": {"write": ["a"]}}}), &["send-bad-frame", kind]);
+        // The supervisor survived it and finished the run normally.
+        assert_eq!(result.status, 0, "{kind}: {}", result.stderr);
+        assert!(result.published.is_empty(), "{kind}: a bad frame was published");
+        let v = result
+            .violation_of_kind(violation)
+            .unwrap_or_else(|| panic!("{kind}: no {violation} in {}", result.report));
+        assert_eq!(v["layer"], "broker");
+        assert_eq!(result.probe()["closed"], true, "{kind}: channel left open: {}", result.probe());
+    }
+}

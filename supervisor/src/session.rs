@@ -18,7 +18,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 use wf_policy::spec::EventGrants;
-use wf_protocol::{FrameDecoder, PluginMessage, SupervisorMessage};
+use wf_protocol::{FrameDecoder, PluginMessage, ProtocolError, SupervisorMessage};
 
 /// At most this many violations are kept in full; later ones are only counted.
 pub const MAX_RECORDED_VIOLATIONS: usize = 100;
@@ -289,7 +289,7 @@ impl<'a> Session<'a> {
             let n = match sock.read(&mut buf) {
                 Ok(0) => {
                     if let Err(e) = self.channel.decoder.finish() {
-                        self.protocol_violation(&e.to_string(), stderr);
+                        self.protocol_violation(&e, stderr);
                     }
                     self.close_channel();
                     return Ok(());
@@ -299,7 +299,7 @@ impl<'a> Session<'a> {
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
                     // The plugin exited with our replies unread; a partial frame still counts.
                     if let Err(e) = self.channel.decoder.finish() {
-                        self.protocol_violation(&e.to_string(), stderr);
+                        self.protocol_violation(&e, stderr);
                     }
                     self.close_channel();
                     return Ok(());
@@ -325,7 +325,7 @@ impl<'a> Session<'a> {
                 Ok(None) if rest.is_empty() || took == 0 => return true,
                 Ok(None) => {}
                 Err(e) => {
-                    self.protocol_violation(&e.to_string(), stderr);
+                    self.protocol_violation(&e, stderr);
                     return false;
                 }
             }
@@ -338,16 +338,8 @@ impl<'a> Session<'a> {
             Ok(()) => {
                 if let Err(refusal) = self.budget.admit(size as u64, Instant::now()) {
                     self.outcome.events.denied += 1;
-                    self.record(Violation {
-                        time_ms: now_ms(),
-                        plugin: self.cfg.plugin.to_owned(),
-                        instance: self.cfg.instance.to_owned(),
-                        layer: "broker".into(),
-                        kind: refusal.kind().into(),
-                        detail: serde_json::json!({ "topic": topic, "payload_bytes": size }),
-                        rule: refusal.rule(),
-                        action: "deny".into(),
-                    });
+                    let detail = serde_json::json!({ "topic": topic, "payload_bytes": size });
+                    self.record(self.broker_violation(refusal.kind(), detail, refusal.rule()));
                     return;
                 }
                 self.outcome.events.published += 1;
@@ -356,34 +348,22 @@ impl<'a> Session<'a> {
             }
             Err(refusal) => {
                 self.outcome.events.denied += 1;
-                self.record(Violation {
-                    time_ms: now_ms(),
-                    plugin: self.cfg.plugin.to_owned(),
-                    instance: self.cfg.instance.to_owned(),
-                    layer: "broker".into(),
-                    kind: "topic_denied".into(),
-                    detail: serde_json::json!({ "topic": topic, "direction": "publish", "payload_bytes": size, "reason": refusal.reason }),
-                    rule: refusal.rule,
-                    action: "deny".into(),
-                });
+                let detail = serde_json::json!({ "topic": topic, "direction": "publish", "payload_bytes": size, "reason": refusal.reason });
+                self.record(self.broker_violation("topic_denied", detail, refusal.rule));
                 let denied = SupervisorMessage::Denied { topic, reason: refusal.reason.to_owned() };
                 self.queue(&denied);
             }
         }
     }
 
-    fn protocol_violation(&mut self, error: &str, stderr: &mut dyn Write) {
+    fn protocol_violation(&mut self, error: &ProtocolError, stderr: &mut dyn Write) {
         let _ = writeln!(stderr, "wfsandbox: closing the plugin's event channel: {error}");
-        self.record(Violation {
-            time_ms: now_ms(),
-            plugin: self.cfg.plugin.to_owned(),
-            instance: self.cfg.instance.to_owned(),
-            layer: "broker".into(),
-            kind: "malformed_frame".into(),
-            detail: serde_json::json!({ "error": error }),
-            rule: "/sandbox/ceilings/max_event_bytes".into(),
-            action: "deny".into(),
-        });
+        let (kind, rule) = match error {
+            ProtocolError::Oversized { .. } => ("oversized_frame", "/sandbox/ceilings/max_event_bytes"),
+            _ => ("malformed_frame", "plugin channel frame rules (docs/protocol.md)"),
+        };
+        let detail = serde_json::json!({ "error": error.to_string() });
+        self.record(self.broker_violation(kind, detail, rule.into()));
         self.close_channel();
     }
 
@@ -392,6 +372,20 @@ impl<'a> Session<'a> {
             let _ = nix::sys::socket::shutdown(fd.as_raw_fd(), nix::sys::socket::Shutdown::Both);
         }
         self.channel.outgoing.clear();
+    }
+
+    /// A broker refusal by this plugin, decided by `rule`.
+    fn broker_violation(&self, kind: &str, detail: serde_json::Value, rule: String) -> Violation {
+        Violation {
+            time_ms: now_ms(),
+            plugin: self.cfg.plugin.to_owned(),
+            instance: self.cfg.instance.to_owned(),
+            layer: "broker".into(),
+            kind: kind.into(),
+            detail,
+            rule,
+            action: "deny".into(),
+        }
     }
 
     fn record(&mut self, v: Violation) {

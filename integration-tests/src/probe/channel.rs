@@ -102,6 +102,53 @@ pub fn publish_many(args: &mut Args) -> Result<Outcome, UsageError> {
     Ok(Outcome::success().with("sent", sent))
 }
 
+/// `send-bad-frame oversized|invalid-utf8|deep|unknown-field`: breaks the channel's rules
+/// once, then reports whether the supervisor closed the channel (EOF or reset).
+pub fn send_bad_frame(args: &mut Args) -> Result<Outcome, UsageError> {
+    let kind = args.required("KIND")?;
+    let frame: Vec<u8> = match kind {
+        "oversized" => [u32::MAX.to_be_bytes().as_slice(), b"{\"type\":"].concat(),
+        "invalid-utf8" => framed(b"{\"type\":\"publish\",\"topic\":\"a\xff\",\"payload\":1}"),
+        "deep" => framed(
+            format!("{{\"type\":\"publish\",\"topic\":\"a\",\"payload\":{}1{}}}", "[".repeat(100), "]".repeat(100))
+                .as_bytes(),
+        ),
+        "unknown-field" => framed(b"{\"type\":\"publish\",\"topic\":\"a\",\"payload\":1,\"sender\":\"host\"}"),
+        other => return Err(UsageError::Invalid { what: "KIND", value: other.to_owned() }),
+    };
+    let mut stream = match open_channel() {
+        Ok(stream) => stream,
+        Err(outcome) => return Ok(outcome),
+    };
+    if let Err(err) = stream.write_all(&frame) {
+        return Ok(io_failure("write", &err));
+    }
+    let mut closed = false;
+    let deadline = Instant::now() + DENIAL_WAIT;
+    while Instant::now() < deadline {
+        match read_with_deadline(&mut stream, deadline) {
+            Ok(Frame::Eof) => {
+                closed = true;
+                break;
+            }
+            Ok(Frame::Message(_)) => {}
+            Err(err) => {
+                closed = err.kind() == io::ErrorKind::ConnectionReset;
+                break;
+            }
+        }
+    }
+    // Writing after the supervisor closed its side fails: a second sign it gave up on us.
+    let write_after = write_frame(&mut stream, &json!({"type": "publish", "topic": "a", "payload": 1})).is_err();
+    Ok(Outcome::success().with("kind", kind).with("closed", closed).with("write_after_failed", write_after))
+}
+
+fn framed(body: &[u8]) -> Vec<u8> {
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(body);
+    frame
+}
+
 fn publish_on(stream: &mut UnixStream, topic: &str, payload: Value) -> Outcome {
     let hello = match read_with_deadline(stream, Instant::now() + HELLO_WAIT) {
         Ok(Frame::Message(hello)) => hello,

@@ -64,6 +64,7 @@ const PROBES: &[(&str, &str, ProbeFn)] = &[
     ("sleep", "SECONDS", resources::sleep),
     ("publish", "TOPIC JSON", channel::publish),
     ("publish-many", "COUNT TOPIC", channel::publish_many),
+    ("send-bad-frame", "oversized|invalid-utf8|deep|unknown-field", channel::send_bad_frame),
     ("echo-events", "", channel::echo_events),
     ("exit", "CODE", faults::exit),
     ("kill-self", "SIGNAL", faults::kill_self),
