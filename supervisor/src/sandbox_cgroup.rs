@@ -64,7 +64,12 @@ fn try_create(
     // Leftovers of runs whose supervisor died (SIGKILL, a crash): theirs only, as other
     // live runs share the parent. Failing to sweep must not stop this run.
     let _ = manager.cleanup_orphans_where(|name| supervisor_of(name).is_some_and(|pid| !process_alive(pid)));
-    let cgroup = manager.create(instance, &Limits::from_spec(&spec.cgroup))?;
+    let limits = Limits::from_spec(&spec.cgroup);
+    let cgroup = match manager.create(instance, &limits) {
+        // A concurrent run removed the shared parent between our mkdirs: once more.
+        Err(e) if e.errno() == Some(libc::ENOENT) => manager.create(instance, &limits)?,
+        other => other?,
+    };
     let sandbox = SandboxCgroup { manager, cgroup };
     let enforcement = sandbox.cgroup.enforcement()?;
     if enforcement.memory_max_bytes.is_none() {

@@ -323,11 +323,22 @@ impl CgroupManager {
 
     /// Removes the parent directories this manager created, if no instance is left in
     /// them; returns the ones kept because they are still in use.
+    ///
+    /// Under our own cgroup the parent is ours by convention, whoever created it: another
+    /// run that ended while ours was using it could not remove it, so we try too.
     pub fn remove_parents(&self) -> Result<Vec<PathBuf>, CgroupError> {
         let mut created = self.created_parents.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut candidates: Vec<PathBuf> = created.drain(..).collect();
+        if matches!(self.parent, Parent::UnderOwn { .. }) {
+            for dir in self.parent_dirs() {
+                if !candidates.contains(&dir) && self.fs.exists(&dir) {
+                    candidates.push(dir);
+                }
+            }
+        }
         let mut kept = Vec::new();
         let mut errors = Vec::new();
-        for dir in created.drain(..).rev() {
+        for dir in candidates.into_iter().rev() {
             match self.fs.rmdir(&dir) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
