@@ -4,6 +4,7 @@ pub mod cgroup;
 pub mod child_plan;
 pub mod cli;
 pub mod commands;
+pub mod daemon;
 pub mod enforcement;
 pub mod entry_point;
 pub mod explain;
