@@ -97,7 +97,7 @@ pub fn instance_name(plugin: &str, supervisor_pid: u32, nonce: u32) -> String {
 }
 
 /// The supervisor pid in an instance name made by [`instance_name`].
-fn supervisor_of(instance: &str) -> Option<i32> {
+pub fn supervisor_of(instance: &str) -> Option<i32> {
     let mut parts = instance.rsplitn(3, '-');
     let nonce = parts.next()?;
     let pid = parts.next()?;
@@ -163,6 +163,11 @@ impl SandboxCgroup {
         if let Err(e) = self.cgroup.kill() {
             eprintln!("wfsandbox: killing the plugin's cgroup: {e}");
         }
+    }
+
+    /// The cgroup's counters right now.
+    pub fn stats(&self) -> Result<crate::cgroup::CgroupStats, CgroupError> {
+        self.cgroup.stats()
     }
 
     pub fn final_stats(&self) -> Option<FinalStats> {
