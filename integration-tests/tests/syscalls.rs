@@ -87,3 +87,27 @@ fn io_uring_bpf_perf_and_keyctl_are_refused() {
         assert_denied(&probe(&[call]), libc::EPERM);
     }
 }
+
+#[test]
+fn socket_ioctls_on_the_channel_cannot_reach_the_hosts_network_stack() {
+    // Positive control: on the host, SIOCGIFCONF on a socket answers.
+    let host_sock = std::os::unix::net::UnixDatagram::unbound().unwrap();
+    let mut conf = [0u8; 16];
+    // SAFETY: struct ifconf with a zero-length buffer only asks for the needed size.
+    let rc = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&host_sock), 0x8912, conf.as_mut_ptr()) };
+    assert_eq!(rc, 0, "SIOCGIFCONF should work on the host");
+    // Inside, fd 3 is the channel: its socket ioctls are refused by the filter.
+    assert_denied(&probe(&["ioctl", "3", "8912"]), libc::EPERM); // SIOCGIFCONF
+    assert_denied(&probe(&["ioctl", "3", "8946"]), libc::EPERM); // SIOCETHTOOL
+                                                                 // The terminal queries runtimes make still get the kernel's own answer.
+    assert_denied(&probe(&["ioctl", "0", "5401"]), libc::ENOTTY); // TCGETS on /dev/null
+}
+
+#[test]
+fn set_id_files_cannot_be_created_or_made() {
+    let line = probe(&["set-id-file", "/tmp/tool"]).probe();
+    assert_eq!(line["create_setuid_errno"], libc::EPERM, "{line}");
+    assert_eq!(line["fchmod_setgid_errno"], libc::EPERM, "{line}");
+    let plain = probe(&["write-file", "/tmp/plain"]);
+    assert_eq!(plain.probe()["ok"], true, "plain files still work: {}", plain.stderr);
+}

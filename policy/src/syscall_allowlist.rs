@@ -37,7 +37,9 @@ const SOCK_STREAM: u32 = 1;
 const SOCK_SEQPACKET: u32 = 5;
 const SOCK_NONBLOCK: u32 = 0o4000;
 const SOCK_CLOEXEC: u32 = 0o2000000;
+#[cfg(test)]
 const TIOCSTI: u32 = 0x5412;
+#[cfg(test)]
 const TIOCLINUX: u32 = 0x541C;
 
 /// Namespace flags `clone` may not carry. CLONE_NEWTIME (0x80) is left out: it shares
@@ -56,14 +58,13 @@ pub const CLONE_NAMESPACE_FLAGS: [(&str, u64); 7] = [
 #[rustfmt::skip]
 const UNFILTERED: &[&str] = &[
     // file descriptors and I/O
-    "read", "write", "readv", "writev", "pread64", "pwrite64", "open", "openat", "close",
+    "read", "write", "readv", "writev", "pread64", "pwrite64", "close",
     "close_range", "lseek", "dup", "dup2", "dup3", "pipe", "pipe2", "fcntl", "flock", "fadvise64",
     "ftruncate", "truncate", "fsync", "fdatasync",
     // metadata and directories
     "fstat", "stat", "lstat", "newfstatat", "statx", "statfs", "fstatfs", "access", "faccessat",
-    "faccessat2", "readlink", "readlinkat", "getdents64", "getcwd", "chdir", "fchdir", "mkdir",
-    "mkdirat", "unlink", "unlinkat", "rename", "renameat", "renameat2", "rmdir", "fchmod",
-    "utimensat", "umask",
+    "faccessat2", "readlink", "readlinkat", "getdents64", "getcwd", "chdir", "fchdir",
+    "unlink", "unlinkat", "rename", "renameat", "renameat2", "rmdir", "utimensat", "umask",
     // memory
     "mmap", "mprotect", "munmap", "mremap", "madvise", "brk", "mincore", "membarrier",
     // signals (Landlock scopes kill/tgkill/tkill to the sandbox)
@@ -127,12 +128,17 @@ pub fn baseline() -> Vec<SyscallRule> {
     ));
     rules.push(rule(
         "ioctl",
-        vec![ArgFilter::NoneOf {
+        vec![ArgFilter::OneOf {
             index: 1,
-            values: vec![TIOCSTI, TIOCLINUX],
-            names: vec!["TIOCSTI".to_owned(), "TIOCLINUX".to_owned()],
+            values: IOCTL_ALLOWED.iter().map(|(_, value)| *value).collect(),
+            names: IOCTL_ALLOWED.iter().map(|(name, _)| (*name).to_owned()).collect(),
         }],
     ));
+    // A file created or chmod'ed with set-uid/set-gid bits in a writable host grant would
+    // outlive the sandbox as a set-id program of the sandbox's uid.
+    for (name, mode_index) in [("open", 2), ("openat", 3), ("mkdir", 1), ("mkdirat", 2), ("fchmod", 1)] {
+        rules.push(rule(name, vec![no_set_id_bits(mode_index)]));
+    }
     rules.push(rule(
         "clone",
         vec![ArgFilter::MaskClear {
@@ -142,6 +148,27 @@ pub fn baseline() -> Vec<SyscallRule> {
         }],
     ));
     rules
+}
+
+/// The only ioctl commands a plugin may issue: terminal queries that language runtimes
+/// make on their stdio, and fd flags. Everything else — TIOCSTI/TIOCLINUX injection, and
+/// the socket ioctls (0x89xx, ethtool, wireless) that the channel's socket would answer
+/// from the host's network namespace — is refused.
+const IOCTL_ALLOWED: [(&str, u32); 7] = [
+    ("TCGETS", 0x5401),
+    ("TIOCGPGRP", 0x540f),
+    ("TIOCGWINSZ", 0x5413),
+    ("FIONREAD", 0x541b),
+    ("FIONBIO", 0x5421),
+    ("FIONCLEX", 0x5450),
+    ("FIOCLEX", 0x5451),
+];
+
+const S_ISUID: u64 = 0o4000;
+const S_ISGID: u64 = 0o2000;
+
+fn no_set_id_bits(index: u8) -> ArgFilter {
+    ArgFilter::MaskClear { index, mask: S_ISUID | S_ISGID, names: vec!["S_ISUID".to_owned(), "S_ISGID".to_owned()] }
 }
 
 fn rule(name: &str, filters: Vec<ArgFilter>) -> SyscallRule {
@@ -299,10 +326,25 @@ mod tests {
     }
 
     #[test]
-    fn ioctl_denies_terminal_injection() {
+    fn ioctl_is_an_allowlist_without_injection_or_socket_commands() {
         let ioctl = baseline().into_iter().find(|r| r.name == "ioctl").unwrap();
-        let ArgFilter::NoneOf { index, values, .. } = &ioctl.filters[0] else { panic!("wrong filter") };
-        assert_eq!((*index, values.as_slice()), (1, [0x5412, 0x541C].as_slice()));
+        let ArgFilter::OneOf { index, values, .. } = &ioctl.filters[0] else { panic!("wrong filter") };
+        assert_eq!(*index, 1);
+        for refused in [TIOCSTI, TIOCLINUX, 0x8912 /* SIOCGIFCONF */, 0x8946 /* SIOCETHTOOL */] {
+            assert!(!values.contains(&refused), "{refused:#x} allowed");
+        }
+        assert!(values.contains(&0x5451), "FIOCLEX, used by Rust's std, must stay allowed");
+    }
+
+    #[test]
+    fn creating_or_chmodding_set_id_files_is_filtered() {
+        for (name, index) in [("open", 2), ("openat", 3), ("mkdir", 1), ("mkdirat", 2), ("fchmod", 1)] {
+            let rule = baseline().into_iter().find(|r| r.name == name).unwrap();
+            assert_eq!(rule.filters, vec![no_set_id_bits(index)], "{name}");
+        }
+        for absent in ["chmod", "fchmodat", "fchmodat2", "creat"] {
+            assert!(!names().iter().any(|n| n == absent), "{absent} allowed");
+        }
     }
 
     #[test]

@@ -19,23 +19,37 @@ const MAX_INPUT_BYTES: u64 = 1024 * 1024;
 pub enum LoadError {
     #[error("{path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: not a regular file")]
+    NotAFile { path: PathBuf },
     #[error("{path}: larger than {MAX_INPUT_BYTES} bytes")]
     TooLarge { path: PathBuf },
     #[error("{path}: invalid security policy:\n{problems}")]
     Policy { path: PathBuf, problems: wf_policy::Problems },
     #[error("{path}: invalid manifest:\n{problems}")]
     Manifest { path: PathBuf, problems: wf_policy::Problems },
-    #[error("{path}: the manifest is a symlink; name the manifest in its plugin directory")]
+    #[error("{path}: is a symlink; name the file itself (a symlinked manifest could pick any host directory as the plugin's)")]
     SymlinkedManifest { path: PathBuf },
 }
 
+/// Read a manifest or policy: a regular file only (a FIFO or device would block or
+/// stream forever), not through a final symlink, at most `MAX_INPUT_BYTES`.
 fn read_capped(path: &Path) -> Result<Vec<u8>, LoadError> {
     use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
+    use std::os::unix::fs::OpenOptionsExt;
+    let read_err = |source| LoadError::Read { path: path.to_owned(), source };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => LoadError::SymlinkedManifest { path: path.to_owned() },
+            _ => read_err(e),
+        })?;
+    if !file.metadata().map_err(read_err)?.file_type().is_file() {
+        return Err(LoadError::NotAFile { path: path.to_owned() });
+    }
     let mut bytes = Vec::new();
-    file.take(MAX_INPUT_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
+    file.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes).map_err(read_err)?;
     if bytes.len() as u64 > MAX_INPUT_BYTES {
         return Err(LoadError::TooLarge { path: path.to_owned() });
     }
@@ -73,6 +87,13 @@ fn plugin_dir_of(manifest_path: &Path) -> Result<PathBuf, LoadError> {
     std::fs::canonicalize(&parent).map_err(|source| LoadError::Read { path: parent, source })
 }
 
+/// Print an error that may quote the (untrusted) manifest, one escaped line at a time.
+fn print_error(prefix: &str, error: &dyn std::fmt::Display) {
+    for line in error.to_string().lines() {
+        eprintln!("{prefix}{}", crate::terminal_text::escape(line));
+    }
+}
+
 pub fn validate(manifest: &Path, policy: Option<&Path>) -> u8 {
     let outcome = load_policy(policy).and_then(|p| load_spec(manifest, &p));
     match outcome {
@@ -81,7 +102,7 @@ pub fn validate(manifest: &Path, policy: Option<&Path>) -> u8 {
             0
         }
         Err(e) => {
-            eprintln!("{e}");
+            print_error("", &e);
             EXIT_INVALID
         }
     }
@@ -91,7 +112,7 @@ pub fn explain(manifest: &Path, policy: Option<&Path>, json: bool) -> u8 {
     let spec = match load_policy(policy).and_then(|p| load_spec(manifest, &p)) {
         Ok(spec) => spec,
         Err(e) => {
-            eprintln!("{e}");
+            print_error("", &e);
             return EXIT_INVALID;
         }
     };
@@ -113,14 +134,14 @@ pub fn run(manifest: &Path, policy: Option<&Path>, events: &[String], report: Op
     let (policy, spec) = match loaded {
         Ok(pair) => pair,
         Err(e) => {
-            eprintln!("wfsandbox: refused: {e}");
+            print_error("wfsandbox: refused: ", &e);
             return EXIT_REFUSED;
         }
     };
     let events = match run::parse_events(events) {
         Ok(events) => events,
         Err(e) => {
-            eprintln!("wfsandbox: refused: {e}");
+            print_error("wfsandbox: refused: ", &e);
             return EXIT_REFUSED;
         }
     };

@@ -19,8 +19,8 @@ const READ_RULE: &str = "/permissions/events/read";
 const UI_RULE: &str = "/permissions/system/ui/render";
 
 /// The topics `permissions.system.ui.render` grants by itself: `ui.render` and one
-/// level below it (`ui.render.<widget>`). Any other `ui.*` topic needs a literal write
-/// grant *and* the ui.render grant.
+/// level below it (`ui.render.<widget>`). Any other `ui.*` topic needs a literal
+/// (wildcard-free) write grant naming it *and* the ui.render grant.
 fn ui_render_covers(topic: &str) -> bool {
     topic == "ui.render" || topic.strip_prefix("ui.render.").is_some_and(|rest| !rest.contains('.'))
 }
@@ -30,14 +30,14 @@ pub fn check_publish(grants: &EventGrants, topic: &str) -> Result<(), Refusal> {
     if !topic_is_valid(topic) {
         return Err(Refusal { reason: "invalid topic name", rule: "topic charset".to_owned() });
     }
-    let written = grants.write.value.iter().any(|grant| topic_matches(grant, topic));
     if topic.starts_with(UI_PREFIX) {
-        if grants.ui_render.value && (ui_render_covers(topic) || written) {
+        let literal = grants.write.value.iter().any(|grant| grant == topic);
+        if grants.ui_render.value && (ui_render_covers(topic) || literal) {
             return Ok(());
         }
         return Err(Refusal { reason: "ui topic not covered by the ui.render grant", rule: UI_RULE.to_owned() });
     }
-    if written {
+    if grants.write.value.iter().any(|grant| topic_matches(grant, topic)) {
         return Ok(());
     }
     Err(Refusal { reason: "topic not granted for writing", rule: WRITE_RULE.to_owned() })
@@ -94,8 +94,9 @@ mod tests {
         assert!(check_publish(&g, "ui.admin.exec.command").is_err());
         assert!(check_publish(&g, "ui.render.a.b").is_err());
         assert!(check_publish(&g, "ui.admin").is_err());
-        // Other ui topics need a literal write grant on top of ui.render.
+        // Other ui topics need a literal write grant on top of ui.render; a wildcard is not one.
         assert!(check_publish(&grants(&[], &["ui.toast"], true), "ui.toast").is_ok());
+        assert!(check_publish(&grants(&[], &["ui.*"], true), "ui.admin").is_err());
     }
 
     #[test]

@@ -85,6 +85,8 @@ pub struct EventCounters {
     pub delivered: u64,
     pub not_delivered: u64,
     pub published: u64,
+    /// Granted publishes the host's stdout did not take (it was closed).
+    pub not_written: u64,
     pub denied: u64,
 }
 
@@ -135,13 +137,17 @@ impl RunReport {
             self.events.denied
         )?;
         for w in &self.warnings {
-            writeln!(out, "wfsandbox: warning: {w}")?;
+            writeln!(out, "wfsandbox: warning: {}", crate::terminal_text::escape(w))?;
         }
         for v in &self.violations {
             writeln!(
                 out,
                 "wfsandbox: violation: {}/{} {} (rule {}, action {})",
-                v.layer, v.kind, v.detail, v.rule, v.action
+                v.layer,
+                v.kind,
+                crate::terminal_text::json_line(&v.detail),
+                crate::terminal_text::escape(&v.rule),
+                v.action
             )?;
         }
         Ok(())
@@ -153,7 +159,7 @@ impl RunReport {
             ("exited", Some(code), _) => format!("exited with status {code}"),
             (cause, _, Some(sig)) => format!("ended by signal {sig} ({cause})"),
             (cause, _, _) => match (&x.step, &x.message) {
-                (Some(step), Some(msg)) => format!("{cause} at step {step}: {msg}"),
+                (Some(step), Some(msg)) => format!("{cause} at step {step}: {}", crate::terminal_text::escape(msg)),
                 _ => cause.to_owned(),
             },
         }

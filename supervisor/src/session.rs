@@ -167,6 +167,7 @@ impl<'a> Session<'a> {
             self.poll_once(wait, published, stderr)?;
             if self.outcome.interrupted_by.is_none() {
                 if let Some(signal) = self.io.stop_signals.as_ref().and_then(stop_signals::take_pending) {
+                    self.forwarder.end_line(stderr);
                     let _ = writeln!(stderr, "wfsandbox: received signal {signal}; killing the sandbox");
                     self.outcome.interrupted_by = Some(signal);
                     kill_all();
@@ -175,6 +176,7 @@ impl<'a> Session<'a> {
             }
         }
         self.drain(published, stderr)?;
+        self.forwarder.end_line(stderr);
         self.outcome.wall_ms = start.elapsed().as_millis() as u64;
         self.outcome.output = self.forwarder.counters();
         Ok(self.outcome)
@@ -336,15 +338,20 @@ impl<'a> Session<'a> {
         let size = serde_json::to_vec(&payload).map(|v| v.len()).unwrap_or(0);
         match grants::check_publish(self.cfg.grants, &topic) {
             Ok(()) => {
-                if let Err(refusal) = self.budget.admit(size as u64, Instant::now()) {
+                // Charged by what the host receives: the whole line, topic and envelope included.
+                let line = serde_json::json!({ "topic": topic, "payload": payload });
+                let line = crate::terminal_text::json_line(&line);
+                if let Err(refusal) = self.budget.admit(line.len() as u64 + 1, Instant::now()) {
                     self.outcome.events.denied += 1;
                     let detail = serde_json::json!({ "topic": topic, "payload_bytes": size });
                     self.record(self.broker_violation(refusal.kind(), detail, refusal.rule()));
                     return;
                 }
-                self.outcome.events.published += 1;
-                let line = serde_json::json!({ "topic": topic, "payload": payload });
-                let _ = writeln!(published, "{line}");
+                if writeln!(published, "{line}").is_ok() {
+                    self.outcome.events.published += 1;
+                } else {
+                    self.outcome.events.not_written += 1;
+                }
             }
             Err(refusal) => {
                 self.outcome.events.denied += 1;
@@ -357,7 +364,9 @@ impl<'a> Session<'a> {
     }
 
     fn protocol_violation(&mut self, error: &ProtocolError, stderr: &mut dyn Write) {
-        let _ = writeln!(stderr, "wfsandbox: closing the plugin's event channel: {error}");
+        self.forwarder.end_line(stderr);
+        let quoted = crate::terminal_text::escape(&error.to_string());
+        let _ = writeln!(stderr, "wfsandbox: closing the plugin's event channel: {quoted}");
         let (kind, rule) = match error {
             ProtocolError::Oversized { .. } => ("oversized_frame", "/sandbox/ceilings/max_event_bytes"),
             _ => ("malformed_frame", "plugin channel frame rules (docs/protocol.md)"),

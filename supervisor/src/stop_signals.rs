@@ -9,7 +9,24 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::io;
 
-pub const STOP_SIGNALS: [Signal; 4] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT];
+/// Every catchable signal whose default action would end or suspend the supervisor
+/// without cleaning up (SIGTSTP would also freeze the wall clock). SIGKILL and SIGSTOP
+/// cannot be caught; after SIGKILL the next run sweeps the cgroups (see sandbox_cgroup).
+pub const STOP_SIGNALS: [Signal; 13] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGALRM,
+    Signal::SIGVTALRM,
+    Signal::SIGPROF,
+    Signal::SIGTSTP,
+    Signal::SIGTTIN,
+    Signal::SIGTTOU,
+    Signal::SIGXCPU,
+];
 
 /// Block the stop signals in the calling thread (and threads it starts later) and
 /// return a non-blocking signalfd that receives them.

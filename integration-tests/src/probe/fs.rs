@@ -36,6 +36,36 @@ pub fn write_file(args: &mut Args) -> Result<Outcome, UsageError> {
     Ok(Outcome::from_io(&result).with("path", path).with("bytes", if result.is_ok() { data.len() } else { 0 }))
 }
 
+/// `set-id-file PATH`: create PATH with mode 04755 (set-uid), and separately fchmod a
+/// plain file to 02755 (set-gid); reports each attempt's errno.
+pub fn set_id_file(args: &mut Args) -> Result<Outcome, UsageError> {
+    let path = args.required("PATH")?;
+    let Some(created) = cstring(path) else { return Err(UsageError::Invalid { what: "PATH", value: path.to_owned() }) };
+    // SAFETY: valid C string; the fd (if any) is closed below.
+    let fd = unsafe { libc::open(created.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC, 0o4755) };
+    let create_errno = (fd < 0).then(last_errno);
+    if fd >= 0 {
+        // SAFETY: closing the fd just opened.
+        unsafe { libc::close(fd) };
+    }
+    let plain = cstring(&format!("{path}.plain")).unwrap_or_default();
+    // SAFETY: valid C string.
+    let fd = unsafe { libc::open(plain.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC, 0o644) };
+    let chmod_errno = if fd < 0 {
+        Some(last_errno())
+    } else {
+        // SAFETY: fchmod on the fd just opened, then close it.
+        let rc = unsafe { libc::fchmod(fd, 0o2755) };
+        let errno = (rc < 0).then(last_errno);
+        unsafe { libc::close(fd) };
+        errno
+    };
+    let ok = create_errno.is_none() || chmod_errno.is_none();
+    Ok(Outcome::new(ok, create_errno.or(chmod_errno))
+        .with("create_setuid_errno", create_errno)
+        .with("fchmod_setgid_errno", chmod_errno))
+}
+
 pub fn list_dir(args: &mut Args) -> Result<Outcome, UsageError> {
     let path = args.required("PATH")?;
     let entries = std::fs::read_dir(path).and_then(|dir| {

@@ -50,6 +50,18 @@ fn ioctl_attempts(command: u64) -> Outcome {
     Outcome::new(any_succeeded, first_errno).with("attempts", attempts)
 }
 
+/// `ioctl FD CMD` (CMD in hex): one ioctl with a zeroed 64-byte argument buffer.
+pub fn ioctl(args: &mut Args) -> Result<Outcome, UsageError> {
+    let fd: i32 = args.required_parsed("FD")?;
+    let raw = args.required("CMD")?;
+    let cmd = u64::from_str_radix(raw.trim_start_matches("0x"), 16)
+        .map_err(|_| UsageError::Invalid { what: "CMD", value: raw.to_owned() })?;
+    let mut buf = [0u8; 64];
+    // SAFETY: the argument points at a zeroed buffer large enough for the queried commands.
+    let rc = unsafe { libc::syscall(libc::SYS_ioctl, fd, cmd, buf.as_mut_ptr()) };
+    Ok(Outcome::from_rc(rc).with("fd", fd).with("cmd", format!("{cmd:#x}")))
+}
+
 /// io_uring_setup with one entry.
 pub fn io_uring_setup(_args: &mut Args) -> Result<Outcome, UsageError> {
     let mut params = [0u8; 120]; // struct io_uring_params
