@@ -120,3 +120,32 @@ fn frames_that_break_the_channel_rules_are_refused_and_reported() {
         assert_eq!(result.probe()["closed"], true, "{kind}: channel left open: {}", result.probe());
     }
 }
+
+#[test]
+fn a_host_consumer_that_stops_reading_cannot_stall_the_supervisor() {
+    require_root();
+    let plugin = PluginDir::probe(json!({"permissions": {"events": {"write": ["a"]},
+        "resources": {"wall_clock": {"max_seconds": 2}}}}));
+    // stdout is a pipe nobody reads: the supervisor's writes would block forever.
+    let mut child = std::process::Command::new(wf_integration_tests::wfsandbox())
+        .arg("run")
+        .arg(plugin.manifest())
+        .args(["--", "publish-many", "1000000", "a"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("wfsandbox hung on a stalled stdout consumer");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(128 + libc::SIGKILL), "the wall clock ended the plugin");
+    drop(child.stdout.take());
+}

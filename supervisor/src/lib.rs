@@ -15,6 +15,7 @@ pub mod landlock_map;
 pub mod landlock_setup;
 pub mod launch_service;
 pub mod launcher;
+pub mod outlet;
 pub mod output;
 pub mod prepare;
 pub mod publish_budget;

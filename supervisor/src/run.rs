@@ -2,6 +2,7 @@
 //!
 //! Runs in the CLI process itself, which is single-threaded: it is the launcher.
 
+use crate::outlet::Outlet;
 use crate::prepare::{self, PrepareTarget, PreparedLayers, Stop};
 use crate::report::{now_ms, ExitInfo, RunReport, Violation};
 use crate::sandbox_cgroup::{self, SandboxCgroup};
@@ -53,7 +54,8 @@ pub fn run_once(req: RunRequest<'_>) -> u8 {
         instance: instance_id(&spec.name),
         ..RunReport::default()
     };
-    let status = match execute(&req, &mut report) {
+    let mut outlets = None;
+    let status = match execute(&req, &mut report, &mut outlets) {
         Ok(status) => status,
         Err(stop) => {
             report.exit = ExitInfo {
@@ -68,8 +70,27 @@ pub fn run_once(req: RunRequest<'_>) -> u8 {
             EXIT_REFUSED
         }
     };
-    finish_report(&report, req.report_path);
+    finish_report(&report, req.report_path, outlets);
     status
+}
+
+/// The host's stdout (published events) and stderr (plugin output, supervisor lines),
+/// each behind a non-blocking outlet once the plugin runs.
+pub struct HostOutlets {
+    stdout: Outlet,
+    stderr: Outlet,
+}
+
+/// How long the end of a run waits for a slow host consumer before abandoning output.
+const OUTLET_DRAIN: Duration = Duration::from_secs(2);
+
+impl HostOutlets {
+    fn spawn() -> std::io::Result<Self> {
+        Ok(Self {
+            stdout: Outlet::spawn(Box::new(std::io::stdout()))?,
+            stderr: Outlet::spawn(Box::new(std::io::stderr()))?,
+        })
+    }
 }
 
 fn record_setup_violation(report: &mut RunReport, stop: &Stop) {
@@ -85,16 +106,22 @@ fn record_setup_violation(report: &mut RunReport, stop: &Stop) {
     });
 }
 
-fn finish_report(report: &RunReport, path: Option<&Path>) {
-    let mut stderr = std::io::stderr().lock();
-    let _ = report.write_summary(&mut stderr);
+fn finish_report(report: &RunReport, path: Option<&Path>, outlets: Option<HostOutlets>) {
     if let Some(path) = path {
         if let Err(e) = report.write_json(path) {
-            let _ = std::io::Write::write_fmt(
-                &mut stderr,
-                format_args!("wfsandbox: writing report {}: {e}\n", path.display()),
-            );
+            eprintln!("wfsandbox: writing report {}: {e}", path.display());
         }
+    }
+    let Some(outlets) = outlets else {
+        let _ = report.write_summary(&mut std::io::stderr().lock());
+        return;
+    };
+    if let Some(mut stderr) = outlets.stderr.writer() {
+        let _ = report.write_summary(&mut stderr);
+    }
+    let dropped = outlets.stdout.finish(OUTLET_DRAIN) + outlets.stderr.finish(OUTLET_DRAIN);
+    if dropped > 0 {
+        eprintln!("wfsandbox: {dropped} bytes of output dropped: the host's stdout/stderr stopped reading");
     }
 }
 
@@ -104,7 +131,7 @@ fn instance_id(name: &str) -> String {
     sandbox_cgroup::instance_name(name, std::process::id(), nanos)
 }
 
-fn execute(req: &RunRequest<'_>, report: &mut RunReport) -> Result<u8, Stop> {
+fn execute(req: &RunRequest<'_>, report: &mut RunReport, outlets: &mut Option<HostOutlets>) -> Result<u8, Stop> {
     let spec = req.spec;
     if !nix::unistd::geteuid().is_root() {
         return Err(Stop::refused("privileges", "wfsandbox run must be started as root"));
@@ -119,7 +146,7 @@ fn execute(req: &RunRequest<'_>, report: &mut RunReport) -> Result<u8, Stop> {
         warnings: &mut report.warnings,
     };
     let (layers, mut cgroup) = prepare::prepare(spec, target)?;
-    let outcome = launch_and_supervise(req, report, layers, &cgroup, stop_signals);
+    let outcome = launch_and_supervise(req, report, layers, &cgroup, stop_signals, outlets);
     let stats = cgroup.as_ref().map(SandboxCgroup::final_stats);
     if let Some(cg) = cgroup.take() {
         report.warnings.extend(cg.destroy());
@@ -134,9 +161,15 @@ fn launch_and_supervise(
     layers: PreparedLayers,
     cgroup: &Option<SandboxCgroup>,
     stop_signals: nix::sys::signalfd::SignalFd,
+    outlets: &mut Option<HostOutlets>,
 ) -> Result<SessionOutcome, Stop> {
     let spec = req.spec;
     let spawned = spawn::spawn_prepared(spec, req.args, layers, cgroup.as_ref(), &mut report.enforced)?;
+    // Threads only now that the child exists.
+    let host = outlets.insert(HostOutlets::spawn().map_err(|e| Stop::setup("output threads", e.raw_os_error(), e))?);
+    let (Some(mut out), Some(mut err)) = (host.stdout.writer(), host.stderr.writer()) else {
+        return Err(Stop::setup("output threads", None, "outlet closed"));
+    };
     let cfg = SessionConfig {
         plugin: &spec.name,
         instance: &report.instance,
@@ -155,7 +188,6 @@ fn launch_and_supervise(
         stop_signals: Some(stop_signals),
     };
     let mut session = Session::new(cfg, io);
-    let mut err = std::io::stderr();
     session.queue_initial(&req.events, &mut err);
     let kill_all = || {
         if let Some(cg) = cgroup.as_ref() {
@@ -169,9 +201,8 @@ fn launch_and_supervise(
         // SIGKILL init too: its death ends the pid namespace. The pidfd outlives the watchdog.
         let _ = spawn::signal_pidfd(init_pidfd, libc::SIGKILL);
     };
-    let (outcome, watchdog_fired) = watchdog::run_with_watchdog(backstop, &kill_sandbox, || {
-        session.run(&mut std::io::stdout(), &mut err, &kill_all)
-    });
+    let (outcome, watchdog_fired) =
+        watchdog::run_with_watchdog(backstop, &kill_sandbox, || session.run(&mut out, &mut err, &kill_all));
     let mut outcome = outcome.map_err(|e| Stop::setup("supervise", e.raw_os_error(), e))?;
     outcome.wall_clock_expired |= watchdog_fired;
     Ok(outcome)
