@@ -9,9 +9,13 @@
 //!
 //! The same rules are implemented by the dependency-free Python SDK (`sdk/python/wfplugin.py`)
 //! and documented for other languages in `docs/protocol.md`.
+//!
+//! The control protocol between an orchestrator or the CLI and the `wfsandbox serve` daemon
+//! reuses this framing with its own caps and messages: see [`control`].
 
 mod blocking;
 mod codec;
+pub mod control;
 mod decoder;
 mod error;
 mod message;
