@@ -11,6 +11,7 @@ pub mod explain;
 pub mod grants;
 pub mod host_path;
 pub mod host_probe;
+pub mod id_lease;
 pub mod landlock_map;
 pub mod landlock_setup;
 pub mod launch_service;

@@ -5,6 +5,7 @@
 //! daemon's launcher.
 
 use crate::child_plan;
+use crate::id_lease::{self, IdLease, LEASE_DIR};
 use crate::launcher::{self, ChildStreams, IdMap};
 use crate::prepare::{PreparedLayers, Stop};
 use crate::report::{Enforcement, LayerStatus};
@@ -12,6 +13,7 @@ use crate::sandbox_cgroup::SandboxCgroup;
 use nix::unistd::Pid;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::path::Path;
 use wf_policy::spec::SandboxSpec;
 
 /// A running sandbox, seen from the process that cloned it.
@@ -25,6 +27,9 @@ pub struct SpawnedSandbox {
     /// Read ends of the plugin's stdout and stderr pipes.
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
+    /// The sandbox's own outside uid/gid, held until this is dropped: keep it as long
+    /// as the sandbox lives.
+    pub id_lease: IdLease,
 }
 
 /// Clone the child under the prepared layers, into `cgroup` if there is one, and record
@@ -53,7 +58,11 @@ pub fn spawn_prepared(
     let (mut plan, root_keepalive) =
         child_plan::build(spec, root, landlock, seccomp, exec, true).map_err(|e| Stop::setup("child_plan", None, e))?;
     plan.cgroup_join_fds = join_fds.iter().map(|fd| fd.as_raw_fd()).collect();
-    let ids = IdMap { outside_uid: spec.identity.outside_uid.value, outside_gid: spec.identity.outside_gid.value };
+    let seed = format!("{}-{}-{:?}", spec.name, std::process::id(), std::time::Instant::now());
+    let id_lease =
+        id_lease::lease(spec.identity.outside_uid.value, spec.identity.outside_gid.value, &seed, Path::new(LEASE_DIR))
+            .map_err(|e| Stop::setup("outside_identity", None, e))?;
+    let ids = IdMap { outside_uid: id_lease.uid, outside_gid: id_lease.gid };
     let streams = ChildStreams { child_channel, child_stdout, child_stderr };
     let clone_into = match cgroup.and_then(SandboxCgroup::clone_into_fd) {
         Some(Ok(fd)) => Some(fd),
@@ -66,8 +75,8 @@ pub fn spawn_prepared(
     })?;
     drop(join_fds);
     drop(root_keepalive);
-    record_enforced(spec, enforced, cgroup_status, landlock_detail, seccomp_detail);
-    Ok(SpawnedSandbox { pid: launched.pid, pidfd: launched.pidfd, channel, stdout, stderr })
+    record_enforced(spec, enforced, cgroup_status, landlock_detail, seccomp_detail, &id_lease);
+    Ok(SpawnedSandbox { pid: launched.pid, pidfd: launched.pidfd, channel, stdout, stderr, id_lease })
 }
 
 fn record_enforced(
@@ -76,9 +85,12 @@ fn record_enforced(
     cgroup_status: LayerStatus,
     landlock_detail: Option<serde_json::Value>,
     seccomp_detail: Option<serde_json::Value>,
+    ids: &IdLease,
 ) {
-    enforced.namespaces =
-        LayerStatus::enforced(serde_json::json!(["user", "pid", "mount", "net", "ipc", "uts", "cgroup"]));
+    enforced.namespaces = LayerStatus::enforced(serde_json::json!({
+        "kinds": ["user", "pid", "mount", "net", "ipc", "uts", "cgroup"],
+        "root_inside_is": { "uid": ids.uid, "gid": ids.gid },
+    }));
     enforced.filesystem = LayerStatus::enforced(
         serde_json::json!({ "root": "tmpfs, read-only, pivot_root", "mounts": spec.mounts.len() }),
     );

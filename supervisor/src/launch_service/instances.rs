@@ -3,6 +3,7 @@
 
 use super::launch::{self, LaunchInput, LaunchedSandbox};
 use super::wire::{ErrorCode, Reply, UsageStats, WaitOutcome};
+use crate::id_lease::IdLease;
 use crate::sandbox_cgroup::SandboxCgroup;
 use crate::spawn::signal_pidfd;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -22,6 +23,8 @@ struct Instance {
     pidfd: OwnedFd,
     cgroup: Option<SandboxCgroup>,
     exited: Option<WaitOutcome>,
+    /// The outside uid/gid, leased until the instance is forgotten.
+    _id_lease: IdLease,
 }
 
 /// The launcher's instances, by name.
@@ -112,7 +115,8 @@ impl Instances {
                 return (refused, Vec::new());
             }
         };
-        let held = Instance { pid: spawned.pid, pidfd: spawned.pidfd, cgroup, exited: None };
+        let held =
+            Instance { pid: spawned.pid, pidfd: spawned.pidfd, cgroup, exited: None, _id_lease: spawned.id_lease };
         self.held.insert(instance.to_owned(), held);
         (reply, fds)
     }
