@@ -262,6 +262,18 @@ fn check_authentication(view: &View<'_>, out: &mut Problems) {
             out.push(Problem::new(index(pointer, i), "must be a SHA-256 hash: 64 lowercase hex digits, never a token"));
         }
     }
+    let group = view.doc.pointer("/authentication/socket_group").filter(|v| !v.is_null());
+    match (view.str("/authentication/socket_mode"), group) {
+        (Some("0660"), None) => out.push(Problem::new(
+            "/authentication/socket_group",
+            "socket_mode \"0660\" opens the socket to a group: name it (socket_group)",
+        )),
+        (Some(mode), Some(_)) if mode != "0660" => out.push(Problem::new(
+            "/authentication/socket_group",
+            "a socket_group is only used with socket_mode \"0660\"",
+        )),
+        _ => {}
+    }
 }
 
 fn check_metrics(view: &View<'_>, out: &mut Problems) {

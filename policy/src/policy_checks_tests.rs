@@ -197,3 +197,13 @@ fn negative_stop_grace_and_zero_allowed() {
     assert!(check_policy(&json!({"sandbox": {"stop_grace_seconds": 0}})).is_empty());
     assert_only(json!({"sandbox": {"stop_grace_seconds": -1}}), "/sandbox/stop_grace_seconds", "negative");
 }
+
+#[test]
+fn a_group_readable_socket_needs_a_group_and_a_group_needs_that_mode() {
+    let missing = check_policy(&serde_json::json!({"authentication": {"socket_mode": "0660"}}));
+    assert!(missing.has_pointer("/authentication/socket_group"), "{missing}");
+    let unused = check_policy(&serde_json::json!({"authentication": {"socket_group": 100}}));
+    assert!(unused.has_pointer("/authentication/socket_group"), "{unused}");
+    let fine = check_policy(&serde_json::json!({"authentication": {"socket_mode": "0660", "socket_group": 100}}));
+    assert!(!fine.has_pointer("/authentication/socket_group"), "{fine}");
+}

@@ -53,6 +53,11 @@ impl Default for NetworkPolicy {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthenticationPolicy {
+    /// Permission bits of the control socket ("0600" or "0660").
+    pub socket_mode: String,
+    /// Group owning the socket when `socket_mode` is "0660".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub socket_group: Option<u32>,
     pub allowed_uids: Vec<u32>,
     pub allowed_gids: Vec<u32>,
     pub read_only_uids: Vec<u32>,
@@ -67,6 +72,8 @@ pub struct AuthenticationPolicy {
 impl Default for AuthenticationPolicy {
     fn default() -> Self {
         Self {
+            socket_mode: "0600".to_owned(),
+            socket_group: None,
             allowed_uids: vec![0],
             allowed_gids: Vec::new(),
             read_only_uids: Vec::new(),
