@@ -3,6 +3,7 @@ pub mod auth;
 pub mod cgroup;
 pub mod child_plan;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod daemon;
 pub mod enforcement;

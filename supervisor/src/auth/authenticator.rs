@@ -10,7 +10,6 @@
 use super::audit_event::{AuditSink, AuthEvent, Outcome, Stage};
 use super::authorise::{decide_presented, Decision, Rights};
 use super::backoff::FailureTracker;
-use super::clock::Clock;
 use super::error::AuthError;
 use super::peer::PeerCred;
 use super::rate_limit::TokenBucket;
@@ -18,6 +17,7 @@ use super::reason::Reason;
 use super::session_id::{new_session_id, IdSource};
 use super::sessions::{timeout_from_minutes, Gone, InsertError, Session, SessionTable};
 use super::token::{AcceptedHashes, TokenDigest};
+use crate::clock::Clock;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;

@@ -1,8 +1,8 @@
 use super::*;
 use crate::auth::audit_event::MemorySink;
-use crate::auth::clock::FakeClock;
 use crate::auth::peer::peer_cred;
 use crate::auth::session_id::{OsRandom, SessionId, SESSION_ID_BYTES};
+use crate::clock::FakeClock;
 use std::sync::atomic::{AtomicU8, Ordering};
 use wf_policy::security_policy::{FailedAuthBackoff, RateLimit};
 
@@ -65,7 +65,7 @@ struct Fixture {
 }
 
 fn fixture_with(policy: &AuthenticationPolicy, limits: AuthLimits, ids: Arc<dyn IdSource>) -> Fixture {
-    let clock = Arc::new(FakeClock::new(1_700_000_000_000));
+    let clock = Arc::new(FakeClock::starting_at_unix_ms(1_700_000_000_000));
     let sink = Arc::new(MemorySink::new());
     let auth = Authenticator::new(policy, limits, clock.clone(), sink.clone(), ids);
     Fixture { auth, clock, sink }
@@ -415,7 +415,7 @@ fn real_socket_peer_with_real_clock_and_randomness() {
     let auth = Authenticator::new(
         &policy,
         AuthLimits::default(),
-        Arc::new(crate::auth::clock::SystemClock::new()),
+        Arc::new(crate::clock::SystemClock::new()),
         sink.clone(),
         Arc::new(OsRandom),
     );

@@ -7,14 +7,13 @@
 //! request rate ([`rate_limit`]) and reports every decision as an [`audit_event::AuthEvent`].
 //! [`Authenticator`] ties these together; it is the only type the daemon needs to hold.
 //!
-//! Nothing here reads the wall clock or sleeps by itself: time comes from a [`clock::Clock`],
-//! so tests drive it with [`clock::FakeClock`].
+//! Nothing here reads the wall clock or sleeps by itself: time comes from a [`crate::clock::Clock`],
+//! so tests drive it with [`crate::clock::FakeClock`].
 
 pub mod audit_event;
 pub mod authenticator;
 pub mod authorise;
 pub mod backoff;
-pub mod clock;
 pub mod error;
 pub mod peer;
 pub mod rate_limit;
@@ -23,10 +22,10 @@ pub mod session_id;
 pub mod sessions;
 pub mod token;
 
+pub use crate::clock::{Clock, FakeClock, SystemClock};
 pub use audit_event::{AuditSink, AuthEvent, MemorySink, Outcome, Stage};
 pub use authenticator::{AuthLimits, Authenticator};
 pub use authorise::{decide, Decision, Rights};
-pub use clock::{Clock, FakeClock, SystemClock};
 pub use error::AuthError;
 pub use peer::{peer_cred, PeerCred};
 pub use reason::Reason;

@@ -25,9 +25,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::clock::Clock;
 use super::log_sanitizer::{LogSanitizer, MAX_EXPANSION};
 use super::rate_cap::RateCap;
+use crate::clock::Clock;
 
 pub const DEFAULT_CAPACITY: usize = 256 * 1024;
 pub const DEFAULT_BYTES_PER_SEC: u64 = 64 * 1024;

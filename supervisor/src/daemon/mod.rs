@@ -2,9 +2,8 @@
 //! the plugin state machine ([`state`]), how an end is read from a wait status ([`exit`]), the
 //! restart decision ([`restart`]), the bounded per-plugin log buffer ([`log_buffer`], with
 //! [`rate_cap`] and [`log_sanitizer`]) and the plugin table ([`registry`]). Time comes from a
-//! [`clock::Clock`], so tests drive it with [`clock::FakeClock`] and never sleep.
+//! [`crate::clock::Clock`], so tests drive it with [`crate::clock::FakeClock`] and never sleep.
 
-pub mod clock;
 pub mod exit;
 pub mod log_buffer;
 pub mod log_sanitizer;
@@ -13,7 +12,7 @@ pub mod registry;
 pub mod restart;
 pub mod state;
 
-pub use clock::{Clock, FakeClock, SystemClock};
+pub use crate::clock::{Clock, FakeClock, SystemClock};
 pub use exit::Exit;
 pub use log_buffer::{LogBuffer, LogLimits, LogPiece, LogRead, LogStream, LogTime, PushOutcome};
 pub use registry::{ExitOutcome, PluginEntry, PluginRow, Registry, RegistryError, RestartTicket, MAX_PLUGINS};

@@ -15,11 +15,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::clock::Clock;
 use super::exit::Exit;
 use super::log_buffer::{LogBuffer, LogLimits, LogStream, LogTime, PushOutcome};
 use super::restart::{NextAction, RestartHistory, RestartRule};
 use super::state::{Event, InvalidTransition, PluginState};
+use crate::clock::Clock;
 
 /// The security policy has no plugin-count setting; this is the daemon's own bound.
 pub const MAX_PLUGINS: usize = 64;

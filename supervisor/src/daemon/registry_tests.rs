@@ -3,7 +3,7 @@ use std::time::Duration;
 use wf_policy::manifest::{Restart, RestartPolicy};
 
 use super::*;
-use crate::daemon::clock::FakeClock;
+use crate::clock::FakeClock;
 
 const T0_MS: u64 = 1_700_000_000_000;
 

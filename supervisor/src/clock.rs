@@ -1,13 +1,13 @@
-//! The time source of the daemon's lifecycle bookkeeping, injected so tests never sleep.
+//! The supervisor's time source, injected so tests never sleep.
 //!
-//! Two readings, for two different jobs: a monotonic one for intervals (back-off, stable-run
-//! detection, the log rate cap), which never jumps when an admin sets the wall clock, and a
-//! wall-clock one only for the `since` timestamps shown to people and clients.
+//! Two readings, for two different jobs: a monotonic one for intervals (back-off, session
+//! expiry, rate limits, stable-run detection), which never jumps when an admin sets the wall
+//! clock, and a wall-clock one only for timestamps shown to people, clients and the audit log.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-pub trait Clock {
+pub trait Clock: Send + Sync {
     /// Time since a fixed, arbitrary origin; never goes backwards.
     fn monotonic(&self) -> Duration;
     /// Milliseconds since the Unix epoch, for display only.
