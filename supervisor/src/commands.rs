@@ -64,17 +64,32 @@ pub fn load_policy(path: Option<&Path>) -> Result<SecurityPolicy, LoadError> {
 
 /// Load and check the manifest, and derive the effective spec.
 pub fn load_spec(manifest_path: &Path, policy: &SecurityPolicy) -> Result<SandboxSpec, LoadError> {
+    let (bytes, plugin_dir) = read_manifest(manifest_path)?;
+    spec_from_bytes(&bytes, &plugin_dir, policy)
+        .map_err(|problems| LoadError::Manifest { path: manifest_path.to_owned(), problems })
+}
+
+/// A manifest file's bytes and its plugin directory (canonical).
+pub fn read_manifest(manifest_path: &Path) -> Result<(Vec<u8>, PathBuf), LoadError> {
     let bytes = read_capped(manifest_path)?;
-    let invalid = |problems| LoadError::Manifest { path: manifest_path.to_owned(), problems };
-    let manifest = wf_policy::load_manifest(&bytes, policy).map_err(invalid)?;
     let plugin_dir = plugin_dir_of(manifest_path)?;
-    wf_policy::derive_spec(&manifest, &plugin_dir, policy).map_err(invalid)
+    Ok((bytes, plugin_dir))
+}
+
+/// Check a manifest's bytes and derive the effective spec for `plugin_dir`.
+pub fn spec_from_bytes(
+    bytes: &[u8],
+    plugin_dir: &Path,
+    policy: &SecurityPolicy,
+) -> Result<SandboxSpec, wf_policy::Problems> {
+    let manifest = wf_policy::load_manifest(bytes, policy)?;
+    wf_policy::derive_spec(&manifest, plugin_dir, policy)
 }
 
 /// The plugin directory is the directory the manifest was named in. A symlinked
 /// manifest is refused: it would let a plugin package choose any host directory to be
 /// bound into its sandbox as its own.
-fn plugin_dir_of(manifest_path: &Path) -> Result<PathBuf, LoadError> {
+pub fn plugin_dir_of(manifest_path: &Path) -> Result<PathBuf, LoadError> {
     let meta = std::fs::symlink_metadata(manifest_path)
         .map_err(|source| LoadError::Read { path: manifest_path.to_owned(), source })?;
     if meta.file_type().is_symlink() {

@@ -169,8 +169,8 @@ fn bad_requests_get_errors() {
     daemon.expect_error(3, ErrorCode::InvalidInstance);
     let name = daemon.handle.instance_name("probe", 3);
     let mut missing = launch(4, &name, &plugin, &[]);
-    if let Request::Launch { manifest_path, .. } = &mut missing {
-        *manifest_path = plugin.dir.path().join("no-such-manifest.json");
+    if let Request::Launch { manifest_json, .. } = &mut missing {
+        *manifest_json = r#"{"name": "probe"}"#.into();
     }
     daemon.send(&missing);
     let refused = daemon.expect(|r| matches!(r, Reply::Refused { request_id: 4, .. })).reply;
@@ -315,7 +315,8 @@ fn launch(request_id: u64, instance: &str, plugin: &PluginDir, args: &[&str]) ->
     Request::Launch {
         request_id,
         instance: instance.to_owned(),
-        manifest_path: plugin.dir.path().join("manifest.json"),
+        manifest_json: std::fs::read_to_string(plugin.dir.path().join("manifest.json")).expect("read the manifest"),
+        plugin_dir: std::fs::canonicalize(plugin.dir.path()).expect("canonical plugin dir"),
         policy_json: None,
         args: args.iter().map(|a| (*a).to_owned()).collect(),
     }

@@ -10,7 +10,6 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Instances held at once (running, or exited and not yet forgotten).
@@ -50,14 +49,8 @@ impl Instances {
         Self { launcher_pid, held: BTreeMap::new() }
     }
 
-    pub fn launch(
-        &mut self,
-        request_id: u64,
-        instance: &str,
-        manifest_path: &Path,
-        policy_json: Option<&str>,
-        args: &[String],
-    ) -> Outgoing {
+    pub fn launch(&mut self, request_id: u64, input: &LaunchInput<'_>) -> Outgoing {
+        let instance = input.instance;
         if let Err(e) = launch::check_instance_name(instance, self.launcher_pid) {
             return (error(request_id, instance, ErrorCode::InvalidInstance, e), Vec::new());
         }
@@ -68,8 +61,7 @@ impl Instances {
             let message = format!("{MAX_INSTANCES} instances held; forget exited ones first");
             return (error(request_id, instance, ErrorCode::TooManyInstances, message), Vec::new());
         }
-        let input = LaunchInput { instance, manifest_path, policy_json, args };
-        match launch::launch(&input) {
+        match launch::launch(input) {
             Ok(launched) => self.hold(request_id, instance, launched),
             Err(stop) => {
                 let refused = Reply::Refused {

@@ -16,7 +16,8 @@ use wf_policy::SecurityPolicy;
 /// What the daemon asked to launch.
 pub(super) struct LaunchInput<'a> {
     pub instance: &'a str,
-    pub manifest_path: &'a Path,
+    pub manifest_json: &'a str,
+    pub plugin_dir: &'a Path,
     pub policy_json: Option<&'a str>,
     pub args: &'a [String],
 }
@@ -54,11 +55,10 @@ pub(super) fn check_instance_name(name: &str, launcher_pid: i32) -> Result<(), I
 /// Run every step up to a released child. On failure nothing is left: no process,
 /// no cgroup (its problems, if removal failed, are in the returned message).
 pub(super) fn launch(input: &LaunchInput<'_>) -> Result<LaunchedSandbox, Stop> {
-    if !input.manifest_path.is_absolute() {
-        return Err(Stop::refused("load_manifest", "the manifest path must be absolute"));
-    }
+    check_plugin_dir(input.plugin_dir)?;
     let policy = load_policy(input.policy_json)?;
-    let spec = commands::load_spec(input.manifest_path, &policy).map_err(|e| Stop::refused("load_manifest", e))?;
+    let spec = commands::spec_from_bytes(input.manifest_json.as_bytes(), input.plugin_dir, &policy)
+        .map_err(|problems| Stop::refused("load_manifest", format!("invalid manifest:\n{problems}")))?;
     let mut enforced = Enforcement::default();
     let mut warnings = Vec::new();
     let target = PrepareTarget {
@@ -90,6 +90,22 @@ pub(super) fn launch(input: &LaunchInput<'_>) -> Result<LaunchedSandbox, Stop> {
     }
 }
 
+/// The plugin directory must be named exactly as the kernel resolves it: a symlink along
+/// the way would let whoever controls it choose which host directory becomes the plugin's.
+fn check_plugin_dir(dir: &Path) -> Result<(), Stop> {
+    if !dir.is_absolute() {
+        return Err(Stop::refused("plugin_dir", format!("{}: must be absolute", dir.display())));
+    }
+    match std::fs::canonicalize(dir) {
+        Ok(real) if real == dir => Ok(()),
+        Ok(real) => Err(Stop::refused(
+            "plugin_dir",
+            format!("{}: not canonical (it resolves to {}); name the directory itself", dir.display(), real.display()),
+        )),
+        Err(e) => Err(Stop::refused("plugin_dir", format!("{}: {e}", dir.display()))),
+    }
+}
+
 fn load_policy(policy_json: Option<&str>) -> Result<SecurityPolicy, Stop> {
     match policy_json {
         None => Ok(wf_policy::default_policy()),
@@ -118,14 +134,29 @@ mod tests {
     }
 
     #[test]
-    fn relative_manifests_and_bad_policies_are_refused_before_anything_is_created() {
-        let relative =
-            LaunchInput { instance: "p-1-00000001", manifest_path: Path::new("m.json"), policy_json: None, args: &[] };
+    fn relative_or_symlinked_plugin_dirs_and_bad_policies_are_refused_before_anything_is_created() {
+        let input = |plugin_dir, policy_json| LaunchInput {
+            instance: "p-1-00000001",
+            manifest_json: "{}",
+            plugin_dir,
+            policy_json,
+            args: &[],
+        };
+        let relative = input(Path::new("plugins/p"), None);
         let stop = launch(&relative).err().map(|s| (s.cause, s.step));
+        assert_eq!(stop, Some((prepare::CAUSE_REFUSED, "plugin_dir".to_owned())));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let real = std::fs::canonicalize(dir.path()).expect("canonicalize");
+        std::os::unix::fs::symlink(&real, real.join("link")).expect("symlink");
+        let symlinked = real.join("link");
+        let stop = launch(&input(&symlinked, None)).err().map(|s| (s.cause, s.step));
+        assert_eq!(stop, Some((prepare::CAUSE_REFUSED, "plugin_dir".to_owned())));
+        let stop = launch(&input(&real, None)).err().map(|s| (s.cause, s.step));
         assert_eq!(stop, Some((prepare::CAUSE_REFUSED, "load_manifest".to_owned())));
         let bad_policy = LaunchInput {
             instance: "p-1-00000001",
-            manifest_path: Path::new("/m.json"),
+            manifest_json: "{}",
+            plugin_dir: &real,
             policy_json: Some("{"),
             args: &[],
         };

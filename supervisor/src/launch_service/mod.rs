@@ -4,7 +4,7 @@
 //! ```text
 //! let launcher = launch_service::fork_launcher()?;          // first thing in main()
 //! // ... start the runtime; then, from any thread:
-//! launcher.send(&Request::Launch { request_id, instance, manifest_path, policy_json, args })?;
+//! launcher.send(&Request::Launch { request_id, instance, manifest_json, plugin_dir, policy_json, args })?;
 //! let inbound = launcher.recv()?;   // Launched + fds [pidfd, channel, stdout, stderr], or Refused
 //! // ... Exited { status } once init ends; Forget to remove the cgroup
 //! launcher.shutdown()?;             // or just exit: the launcher kills and removes everything

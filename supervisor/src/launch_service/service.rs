@@ -7,6 +7,7 @@
 //! its cgroup removed, then the launcher exits.
 
 use super::instances::{Instances, Outgoing};
+use super::launch::LaunchInput;
 use super::transport::{self, Received, WireError};
 use super::wire::{ErrorCode, Reply, Request};
 use super::LauncherConfig;
@@ -197,8 +198,15 @@ impl Service {
     fn handle(&mut self, request: Request) -> Outgoing {
         let none = Vec::new();
         match request {
-            Request::Launch { request_id, instance, manifest_path, policy_json, args } => {
-                self.instances.launch(request_id, &instance, &manifest_path, policy_json.as_deref(), &args)
+            Request::Launch { request_id, instance, manifest_json, plugin_dir, policy_json, args } => {
+                let input = LaunchInput {
+                    instance: &instance,
+                    manifest_json: &manifest_json,
+                    plugin_dir: &plugin_dir,
+                    policy_json: policy_json.as_deref(),
+                    args: &args,
+                };
+                self.instances.launch(request_id, &input)
             }
             Request::Signal { request_id, instance, signal } => {
                 (self.instances.signal(request_id, &instance, signal), none)

@@ -199,7 +199,8 @@ mod tests {
         let req = Request::Launch {
             request_id: 1,
             instance: "x".into(),
-            manifest_path: "/m".into(),
+            manifest_json: "{}".into(),
+            plugin_dir: "/p".into(),
             policy_json: Some("x".repeat(MAX_MESSAGE_BYTES)),
             args: Vec::new(),
         };

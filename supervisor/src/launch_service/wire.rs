@@ -36,11 +36,15 @@ pub enum Request {
     /// manifest, derive the spec, prepare every layer, clone and release the plugin.
     /// `instance` names its cgroup: `<plugin>-<launcher pid>-<8 hex digits>`
     /// (see [`super::instance_name`]), unique among the launcher's instances.
+    ///
+    /// The manifest travels as the bytes the daemon validated, so both sides derive the
+    /// spec from the same input whatever happens to the file afterwards.
     Launch {
         request_id: u64,
         instance: String,
-        /// Absolute path of the manifest inside its plugin directory.
-        manifest_path: PathBuf,
+        manifest_json: String,
+        /// The plugin directory: absolute and canonical (no symlink anywhere in it).
+        plugin_dir: PathBuf,
         policy_json: Option<String>,
         args: Vec<String>,
     },
@@ -210,7 +214,8 @@ mod tests {
         let launch = Request::Launch {
             request_id: 7,
             instance: "p-1-0000000a".into(),
-            manifest_path: "/plugins/p/manifest.json".into(),
+            manifest_json: "{}".into(),
+            plugin_dir: "/plugins/p".into(),
             policy_json: None,
             args: vec!["x".into()],
         };
