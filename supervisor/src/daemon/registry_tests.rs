@@ -281,3 +281,16 @@ fn no_pid_is_kept_once_a_stop_completes_even_if_the_exit_was_never_reported() {
     assert_eq!(reg.stop_completed("p"), Ok(PluginState::Stopped));
     assert_eq!(reg.get("p").map(PluginEntry::pid), Ok(None));
 }
+
+#[test]
+fn a_stop_while_a_restart_is_pending_voids_the_ticket() {
+    let clock = FakeClock::starting_at_unix_ms(T0_MS);
+    let mut reg = registry(&clock);
+    load(&mut reg, "p", on_failure(3, 100));
+    running(&mut reg, "p", 10);
+    let outcome = reg.exited("p", Exit::Code(1)).unwrap();
+    let ticket = outcome.ticket.expect("a restart is scheduled");
+    assert_eq!(reg.stop("p"), Ok(PluginState::Stopped));
+    assert!(matches!(reg.restart_due("p", ticket, "p-2"), Err(RegistryError::StaleRestart { .. })));
+    assert_eq!(reg.get("p").map(PluginEntry::state), Ok(PluginState::Stopped));
+}

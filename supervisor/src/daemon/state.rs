@@ -9,6 +9,7 @@
 //! | starting, running | `ExitedClean` | exited |
 //! | starting, running | `ExitedWithError`, `KilledBySignal` | crashed |
 //! | starting, running, stopping | `StopRequested` | stopping |
+//! | exited, crashed | `StopRequested` | stopped (a pending restart is cancelled) |
 //! | stopping | `Launched`, `LaunchFailed`, any exit | stopping |
 //! | stopping | `StopCompleted` | stopped |
 //! | validated, stopped, exited, crashed, refused | `Quarantine` | quarantined |
@@ -110,6 +111,8 @@ impl PluginState {
             (S::Starting | S::Running, E::ExitedWithError(_) | E::KilledBySignal(_)) => S::Crashed,
 
             (S::Starting | S::Running | S::Stopping, E::StopRequested) => S::Stopping,
+            // Nothing runs after an unrequested end; a stop only cancels a pending restart.
+            (S::Exited | S::Crashed, E::StopRequested) => S::Stopped,
             // Once a stop is requested, whatever the launcher reports next is part of stopping.
             (
                 S::Stopping,
@@ -293,11 +296,20 @@ mod tests {
         for from in [S::Validated, S::Stopped, S::Exited, S::Crashed, S::Refused, S::Quarantined] {
             assert!(from.transition(E::ExitedClean).is_err(), "{from}");
             assert!(from.transition(E::StopCompleted).is_err(), "{from}");
-            assert!(from.transition(E::StopRequested).is_err(), "{from}");
             assert!(from.transition(E::Launched).is_err(), "{from}");
+        }
+        for from in [S::Validated, S::Stopped, S::Refused, S::Quarantined] {
+            assert!(from.transition(E::StopRequested).is_err(), "{from}");
         }
         assert!(S::Running.transition(E::StopCompleted).is_err());
         assert!(S::Running.transition(E::Launched).is_err());
+    }
+
+    #[test]
+    fn a_stop_after_an_unrequested_end_cancels_the_restart_and_settles_as_stopped() {
+        assert_eq!(S::Crashed.transition(E::StopRequested), Ok(S::Stopped));
+        assert_eq!(S::Exited.transition(E::StopRequested), Ok(S::Stopped));
+        assert!(run(S::Crashed, &[E::StopRequested, E::RestartDue]).is_err());
     }
 
     #[test]
