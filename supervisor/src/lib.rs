@@ -1,4 +1,5 @@
 //! The wfsandbox supervisor library: everything the `wfsandbox` binary is made of.
+pub mod audit_log;
 pub mod auth;
 pub mod cgroup;
 pub mod child_plan;
