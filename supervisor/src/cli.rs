@@ -6,6 +6,10 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "wfsandbox", version, about = "Run untrusted WIRTHFORGE plugins inside every kernel isolation layer")]
 pub struct Cli {
+    /// The daemon's control socket (`serve` listens on it; client commands connect to it).
+    /// Default: /run/wfsandbox/control.sock, or $WFSANDBOX_SOCKET.
+    #[arg(long, global = true, env = "WFSANDBOX_SOCKET", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -44,5 +48,15 @@ pub enum Command {
         /// Arguments passed to the plugin's entry point.
         #[arg(last = true)]
         args: Vec<String>,
+    },
+    /// Run the supervisor daemon (as root): many plugins, driven over the control socket.
+    Serve {
+        /// Security policy (JSON); the embedded default policy when omitted. `reload_policy`
+        /// re-reads this file.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Directory for the daemon's runtime state (its lock, inline manifests).
+        #[arg(long, value_name = "DIR", default_value = "/run/wfsandbox")]
+        state_dir: PathBuf,
     },
 }

@@ -58,8 +58,19 @@ fn read_capped(path: &Path) -> Result<Vec<u8>, LoadError> {
 
 pub fn load_policy(path: Option<&Path>) -> Result<SecurityPolicy, LoadError> {
     let Some(path) = path else { return Ok(wf_policy::default_policy()) };
+    read_policy_file(path).map(|(_, policy)| policy)
+}
+
+/// A policy file's text (what the daemon hands its launcher) and the policy it holds.
+pub fn read_policy_file(path: &Path) -> Result<(String, SecurityPolicy), LoadError> {
     let bytes = read_capped(path)?;
-    wf_policy::load_policy(&bytes).map_err(|problems| LoadError::Policy { path: path.to_owned(), problems })
+    let policy =
+        wf_policy::load_policy(&bytes).map_err(|problems| LoadError::Policy { path: path.to_owned(), problems })?;
+    let text = String::from_utf8(bytes).map_err(|_| LoadError::Policy {
+        path: path.to_owned(),
+        problems: wf_policy::Problems::single("", "not valid UTF-8"),
+    })?;
+    Ok((text, policy))
 }
 
 /// Load and check the manifest, and derive the effective spec.

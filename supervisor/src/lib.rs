@@ -27,6 +27,7 @@ pub mod rootfs;
 pub mod run;
 pub mod sandbox_cgroup;
 pub mod seccomp_setup;
+pub mod serve;
 pub mod session;
 pub mod spawn;
 pub mod stop_signals;

@@ -1,7 +1,7 @@
 use clap::Parser;
 use std::process::ExitCode;
 use wfsandbox::cli::{Cli, Command};
-use wfsandbox::commands;
+use wfsandbox::{commands, serve};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -11,6 +11,7 @@ fn main() -> ExitCode {
         Command::Run { manifest, policy, events, report, args } => {
             commands::run(&manifest, policy.as_deref(), &events, report.as_deref(), &args)
         }
+        Command::Serve { policy, state_dir } => serve::serve(cli.socket.as_deref(), policy.as_deref(), &state_dir),
     };
     ExitCode::from(status)
 }

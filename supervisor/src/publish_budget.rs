@@ -49,6 +49,12 @@ impl Default for PublishBudget {
 }
 
 impl PublishBudget {
+    /// The event rate only, for a long-running plugin of the daemon: a byte budget per run
+    /// would end a plugin's right to publish after a fixed amount, however slowly it came.
+    pub fn rate_only() -> Self {
+        Self { bytes_left: u64::MAX, ..Self::default() }
+    }
+
     /// Admit one publish of `bytes` at time `now`, or say why not.
     pub fn admit(&mut self, bytes: u64, now: Instant) -> Result<(), Refusal> {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();

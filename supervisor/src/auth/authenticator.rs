@@ -89,6 +89,13 @@ impl Authenticator {
         result
     }
 
+    /// Counts as activity on `session` without a request (a connection with an open stream
+    /// is not idle). `false` if the session is gone.
+    pub fn keep_alive(&self, session: &Session) -> bool {
+        let now = self.clock.monotonic();
+        self.lock().sessions.touch(&session.id, now).is_ok_and(|live| live.session.peer == session.peer)
+    }
+
     /// Ends a session whose connection closed. Returns it if it was still open.
     pub fn close(&self, session: &Session) -> Option<Session> {
         let removed = {

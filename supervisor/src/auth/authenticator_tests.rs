@@ -237,6 +237,19 @@ fn idle_session_expires_exactly_at_the_timeout() {
 }
 
 #[test]
+fn keep_alive_holds_off_expiry_without_a_request_and_fails_once_gone() {
+    let f = fixture(&policy());
+    let admin = f.auth.hello(ADMIN, None).expect("granted");
+    f.advance(TIMEOUT / 2);
+    assert!(f.auth.keep_alive(&admin));
+    f.advance(TIMEOUT / 2 + ms(1));
+    assert!(f.auth.sweep_expired().is_empty(), "kept alive half a timeout ago");
+    f.advance(TIMEOUT);
+    assert!(!f.auth.keep_alive(&admin), "idle a whole timeout: expired");
+    assert_eq!(f.auth.session_count(), 0);
+}
+
+#[test]
 fn sweep_removes_idle_sessions_and_audits_them() {
     let f = fixture(&policy());
     let old = f.auth.hello(ADMIN, None).expect("granted");
