@@ -59,4 +59,7 @@ pub enum Command {
         #[arg(long, value_name = "DIR", default_value = "/run/wfsandbox")]
         state_dir: PathBuf,
     },
+    /// Commands that talk to a running daemon over its control socket.
+    #[command(flatten)]
+    Client(crate::client_cli::ClientCommand),
 }

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod cgroup;
 pub mod child_plan;
 pub mod cli;
+pub mod client_cli;
 pub mod clock;
 pub mod commands;
 pub mod daemon;

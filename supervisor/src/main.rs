@@ -1,7 +1,7 @@
 use clap::Parser;
 use std::process::ExitCode;
 use wfsandbox::cli::{Cli, Command};
-use wfsandbox::{commands, serve};
+use wfsandbox::{client_cli, commands, serve};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -12,6 +12,7 @@ fn main() -> ExitCode {
             commands::run(&manifest, policy.as_deref(), &events, report.as_deref(), &args)
         }
         Command::Serve { policy, state_dir } => serve::serve(cli.socket.as_deref(), policy.as_deref(), &state_dir),
+        Command::Client(command) => client_cli::run(cli.socket.as_deref(), command),
     };
     ExitCode::from(status)
 }
