@@ -4,6 +4,8 @@
 //! The binaries are taken from the workspace's target directory; `scripts/test` builds
 //! them first (`cargo build --workspace`).
 
+pub mod daemon;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -50,6 +52,16 @@ impl PluginDir {
         let mut manifest = serde_json::json!({ "name": "probe", "version": "1.0.0", "entry_point": "probe" });
         merge(&mut manifest, extra);
         plugin.write_manifest(&manifest);
+        plugin
+    }
+
+    /// A probe plugin named `name` for the daemon, which starts entry points without
+    /// arguments: the probe reads `args` from `probe-args.json`.
+    pub fn daemon_probe(name: &str, args: &[&str], extra: Value) -> Self {
+        let mut fields = serde_json::json!({ "name": name });
+        merge(&mut fields, extra);
+        let plugin = Self::probe(fields);
+        plugin.write_file("probe-args.json", serde_json::to_string(args).unwrap_or_default().as_bytes(), 0o644);
         plugin
     }
 

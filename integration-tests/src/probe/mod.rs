@@ -64,6 +64,7 @@ const PROBES: &[(&str, &str, ProbeFn)] = &[
     ("fork-bomb", "", resources::fork_bomb),
     ("burn-cpu", "SECONDS", resources::burn_cpu),
     ("sleep", "SECONDS", resources::sleep),
+    ("flood-output", "SECONDS", resources::flood_output),
     ("publish", "TOPIC JSON", channel::publish),
     ("publish-many", "COUNT TOPIC", channel::publish_many),
     ("send-bad-frame", "oversized|invalid-utf8|deep|unknown-field", channel::send_bad_frame),

@@ -126,6 +126,24 @@ fn process_cpu_time() -> Duration {
     Duration::new(now.tv_sec.max(0) as u64, now.tv_nsec.clamp(0, 999_999_999) as u32)
 }
 
+/// Writes `x` to stdout without a newline, as fast as the pipe takes it, for SECONDS; then
+/// reports how much went out.
+pub fn flood_output(args: &mut Args) -> Result<Outcome, UsageError> {
+    let seconds = args.seconds()?;
+    let started = Instant::now();
+    let chunk = [b'x'; 64 * 1024];
+    let mut written: u64 = 0;
+    while started.elapsed() < Duration::from_secs_f64(seconds) {
+        // SAFETY: writing a live buffer to fd 1.
+        let n = unsafe { libc::write(1, chunk.as_ptr().cast(), chunk.len()) };
+        if n < 0 {
+            return Ok(Outcome::failure(last_errno()).with("written", written));
+        }
+        written += n as u64;
+    }
+    Ok(Outcome::success().with("written", written))
+}
+
 pub fn sleep(args: &mut Args) -> Result<Outcome, UsageError> {
     let seconds = args.seconds()?;
     let started = Instant::now();

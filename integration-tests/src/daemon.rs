@@ -1,0 +1,187 @@
+//! A real `wfsandbox serve` for tests: its own socket, state directory, policy and audit log in
+//! a temporary directory, so tests run side by side. Dropping it stops the daemon (SIGTERM,
+//! then SIGKILL) and checks nothing of its plugins is left.
+
+use crate::{merge, wfsandbox};
+use serde_json::Value;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use wf_protocol::control::{Call, ClientError, Connection, Reply};
+
+pub struct Daemon {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// A daemon with the default policy (audit log moved into the test's directory).
+    pub fn start() -> Self {
+        Self::start_with_policy(serde_json::json!({}))
+    }
+
+    /// A daemon whose policy is the default one with `overrides` merged over it.
+    pub fn start_with_policy(overrides: Value) -> Self {
+        let dir = tempfile::Builder::new().prefix("wf-daemon-").tempdir().expect("daemon dir");
+        let mut policy: Value = serde_json::from_str(
+            &std::fs::read_to_string(crate::workspace_root().join("schemas/default-security-policy.json"))
+                .expect("default policy"),
+        )
+        .expect("default policy is JSON");
+        let audit = dir.path().join("audit/audit.jsonl");
+        merge(&mut policy, serde_json::json!({ "audit": { "path": audit } }));
+        merge(&mut policy, overrides);
+        std::fs::write(dir.path().join("policy.json"), policy.to_string()).expect("write policy");
+        let mut daemon = Self { child: None, dir };
+        daemon.spawn();
+        daemon
+    }
+
+    /// Start the daemon process (again, after [`Self::kill_hard`]).
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("daemon log");
+        let child = Command::new(wfsandbox())
+            .arg("serve")
+            .arg("--socket")
+            .arg(self.socket())
+            .arg("--state-dir")
+            .arg(self.dir.path().join("state"))
+            .arg("--policy")
+            .arg(self.policy_path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn wfsandbox serve");
+        self.child = Some(child);
+        self.wait_until_accepting();
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("run/control.sock")
+    }
+
+    pub fn policy_path(&self) -> PathBuf {
+        self.dir.path().join("policy.json")
+    }
+
+    pub fn audit_path(&self) -> PathBuf {
+        self.dir.path().join("audit/audit.jsonl")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("daemon.log")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).expect("the daemon runs")
+    }
+
+    /// The launcher: the daemon's only child process named `wfs-launcher`.
+    pub fn launcher_pid(&self) -> Option<u32> {
+        let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.pid())).ok()?;
+        children.split_whitespace().filter_map(|p| p.parse().ok()).find(|pid: &u32| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "wfs-launcher")
+        })
+    }
+
+    fn wait_until_accepting(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if UnixStream::connect(self.socket()).is_ok() {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("wfsandbox serve exited ({status}) before accepting:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("wfsandbox serve did not accept within 20 s:\n{}", self.log());
+    }
+
+    /// A control connection as the test's own user (root).
+    pub fn connect(&self) -> Connection<UnixStream> {
+        Connection::connect(&self.socket(), "integration-test", None)
+            .unwrap_or_else(|e| panic!("connect: {e}\n{}", self.log()))
+    }
+
+    pub fn try_connect(&self, token: Option<String>) -> Result<Connection<UnixStream>, ClientError> {
+        Connection::connect(&self.socket(), "integration-test", token)
+    }
+
+    /// One call on a fresh connection.
+    pub fn call(&self, call: Call) -> Result<Reply, ClientError> {
+        self.connect().call(call)
+    }
+
+    /// Run the `wfsandbox` client CLI against this daemon.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(wfsandbox()).arg("--socket").arg(self.socket()).args(args).output().expect("run the CLI")
+    }
+
+    /// SIGKILL the daemon (its launcher and plugins notice on their own) and reap it.
+    pub fn kill_hard(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for the exit status.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        wait_with_deadline(&mut child, Duration::from_secs(30))
+    }
+
+    /// Wait for the daemon to exit by itself (after `shutdown`).
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        wait_with_deadline(&mut child, limit)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+fn wait_with_deadline(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    child.wait().ok();
+    None
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.terminate().is_none() && self.child.is_some() {
+            self.kill_hard();
+        }
+    }
+}
+
+/// Poll `check` every 20 ms until it holds or `limit` passes.
+pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
