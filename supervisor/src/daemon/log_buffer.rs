@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::log_sanitizer::{LogSanitizer, MAX_EXPANSION};
+use super::log_sanitizer::{LogSanitizer, MAX_EXPANSION, MAX_HELD_BACK};
 use super::rate_cap::RateCap;
 use crate::clock::Clock;
 
@@ -36,8 +36,8 @@ pub const DEFAULT_BURST: u64 = 256 * 1024;
 pub const CHUNK: usize = 16 * 1024;
 pub const MAX_PIECES: usize = 1024;
 pub const PIECE_SPAN_MS: u64 = 1_000;
-/// The scratch buffer a push needs for one chunk (a held-back byte plus the worst expansion).
-const SCRATCH_CAPACITY: usize = CHUNK * MAX_EXPANSION + 1;
+/// The scratch buffer a push needs for one chunk (held-back bytes plus the worst expansion).
+const SCRATCH_CAPACITY: usize = (CHUNK + MAX_HELD_BACK) * MAX_EXPANSION;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

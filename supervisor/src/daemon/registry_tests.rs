@@ -230,10 +230,7 @@ fn invalid_events_are_conflicts_naming_the_state() {
     let err = reg.stop("p").err();
     assert_eq!(err.as_ref().map(RegistryError::code), Some("conflict"));
     assert_eq!(err.as_ref().and_then(RegistryError::state), Some(PluginState::Validated));
-    assert_eq!(
-        err.map(|e| e.to_string()),
-        Some("plugin \"p\": cannot apply stop_requested to a plugin that is validated".to_owned())
-    );
+    assert_eq!(err.map(|e| e.to_string()), Some("plugin \"p\": cannot stop a plugin that is validated".to_owned()));
     running(&mut reg, "p", 1);
     assert_eq!(reg.start("p", "again").map_err(|e| e.code()), Err("conflict"));
     assert_eq!(reg.get("p").map(|e| e.instance().map(str::to_owned)), Ok(Some("p-run".to_owned())));

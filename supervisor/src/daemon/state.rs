@@ -188,10 +188,19 @@ impl From<Exit> for Event {
 /// An event that does not apply in the current state; the control socket reports it as
 /// `conflict`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("cannot apply {event} to a plugin that is {from}")]
+#[error("cannot {} a plugin that is {from}", requested_action(event))]
 pub struct InvalidTransition {
     pub from: PluginState,
     pub event: &'static str,
+}
+
+/// What a client asked for, in the words of its verb; internal events keep their name.
+fn requested_action(event: &str) -> &str {
+    match event {
+        "start_requested" => "start",
+        "stop_requested" => "stop",
+        other => other,
+    }
 }
 
 impl InvalidTransition {
@@ -331,7 +340,7 @@ mod tests {
         let err = S::Stopped.transition(E::StopRequested).err();
         assert_eq!(
             err.map(|e| (e.code(), e.to_string())),
-            Some(("conflict", "cannot apply stop_requested to a plugin that is stopped".to_owned()))
+            Some(("conflict", "cannot stop a plugin that is stopped".to_owned()))
         );
     }
 }
