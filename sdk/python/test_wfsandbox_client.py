@@ -183,6 +183,30 @@ class HandshakeTests(unittest.TestCase):
                 wc.Client(socket_path=path)
             self.assertEqual(caught.exception.code, "daemon_not_running")
 
+    def test_a_socket_served_by_another_uid_gets_neither_hello_nor_token(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "control.sock")
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            listener.bind(path)
+            listener.listen(1)
+            received = []
+
+            def impostor():
+                conn, _ = listener.accept()
+                conn.settimeout(5)
+                received.append(conn.recv(65536))
+                conn.close()
+
+            thread = threading.Thread(target=impostor)
+            thread.start()
+            with self.assertRaises(wc.WfsandboxError) as caught:
+                wc.Client(socket_path=path, token="a" * 64, server_uid=os.geteuid() + 1)
+            thread.join(timeout=5)
+            listener.close()
+            self.assertEqual(caught.exception.code, "permission_denied")
+            self.assertIn(f"uid {os.geteuid()}", caught.exception.message)
+            self.assertEqual(received, [b""], "the client closed without sending anything")
+
     def test_connects_over_a_socket_file(self):
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "control.sock")
@@ -193,7 +217,7 @@ class HandshakeTests(unittest.TestCase):
             acceptor = threading.Thread(target=lambda: daemons.append(
                 FakeDaemon(answering({"list": {"plugins": [SUMMARY]}}), sock=listener.accept()[0])))
             acceptor.start()
-            client = wc.Client(socket_path=path)
+            client = wc.Client(socket_path=path, server_uid=os.geteuid())
             acceptor.join(timeout=5)
             self.assertEqual(client.list(), {"plugins": [SUMMARY]})
             client.close()

@@ -347,14 +347,18 @@ class Client:
         client_name: str = "wfsandbox-python",
         timeout: Optional[float] = None,
         sock: Optional[socket.socket] = None,
+        server_uid: Optional[int] = 0,
     ):
+        """``server_uid``: the uid the daemon must run as (checked with SO_PEERCRED before
+        anything, the token included, is sent); ``None`` skips the check (a socket handed in
+        with ``sock`` is not checked)."""
         self._next_id = 1
         self._streams: Dict[int, Subscription] = {}
         self._pending: set = set()  # ids of requests whose response someone waits for
         self._discard: set = set()  # ids of requests whose response nobody waits for
         self._responses: Dict[int, dict] = {}
         self._broken = False
-        self._sock = sock if sock is not None else self._connect(socket_path)
+        self._sock = sock if sock is not None else self._connect(socket_path, server_uid)
         try:
             self.welcome = self._handshake(client_name, token, timeout)
         except BaseException:
@@ -376,7 +380,7 @@ class Client:
         return first
 
     @staticmethod
-    def _connect(path: str) -> socket.socket:
+    def _connect(path: str, server_uid: Optional[int]) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.connect(path)
@@ -389,6 +393,12 @@ class Client:
         except OSError:
             sock.close()
             raise
+        if server_uid is not None:
+            _, uid, _ = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+            if uid != server_uid:
+                sock.close()
+                # Whoever could put a listener there is not the daemon: it gets no hello, no token.
+                raise WfsandboxError("permission_denied", f"{path} is served by uid {uid}, not uid {server_uid}")
         return sock
 
     # -- transport

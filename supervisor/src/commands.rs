@@ -2,6 +2,7 @@
 
 use crate::explain;
 use crate::run::{self, RunRequest};
+use crate::trusted_path;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use wf_policy::spec::SandboxSpec;
@@ -27,43 +28,66 @@ pub enum LoadError {
     Policy { path: PathBuf, problems: wf_policy::Problems },
     #[error("{path}: invalid manifest:\n{problems}")]
     Manifest { path: PathBuf, problems: wf_policy::Problems },
+    #[error("{path}: not trusted as a root daemon's policy: {source}")]
+    Untrusted { path: PathBuf, source: crate::trusted_path::TrustError },
     #[error("{path}: is a symlink; name the file itself (a symlinked manifest could pick any host directory as the plugin's)")]
     SymlinkedManifest { path: PathBuf },
 }
 
 /// Read a manifest or policy: a regular file only (a FIFO or device would block or
-/// stream forever), not through a final symlink, at most `MAX_INPUT_BYTES`.
+/// stream forever), not through a final symlink, at most `MAX_INPUT_BYTES`. The type is
+/// checked on an `O_PATH` fd before any real open: opening a FIFO, even non-blocking, is
+/// itself visible to (and can release) a writer waiting on it.
 fn read_capped(path: &Path) -> Result<Vec<u8>, LoadError> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let read_err = |source| LoadError::Read { path: path.to_owned(), source };
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) => LoadError::SymlinkedManifest { path: path.to_owned() },
-            _ => read_err(e),
-        })?;
-    if !file.metadata().map_err(read_err)?.file_type().is_file() {
-        return Err(LoadError::NotAFile { path: path.to_owned() });
+    let read_err = |e: crate::host_path::HostPathError| match e {
+        crate::host_path::HostPathError::Io { source, .. } => LoadError::Read { path: path.to_owned(), source },
+        other => LoadError::Read { path: path.to_owned(), source: std::io::Error::other(other.to_string()) },
+    };
+    let fd = crate::host_path::open_path_nofollow(path).map_err(read_err)?;
+    let st = nix::sys::stat::fstat(&fd).map_err(|e| LoadError::Read { path: path.to_owned(), source: e.into() })?;
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG => {}
+        libc::S_IFLNK => return Err(LoadError::SymlinkedManifest { path: path.to_owned() }),
+        _ => return Err(LoadError::NotAFile { path: path.to_owned() }),
     }
+    let file = trusted_path::reopen_for_reading(&fd, path).map_err(|e| match e {
+        trusted_path::TrustError::Io { source, .. } => LoadError::Read { path: path.to_owned(), source },
+        other => untrusted(path, other),
+    })?;
+    read_at_most(path, file)
+}
+
+fn read_at_most(path: &Path, file: std::fs::File) -> Result<Vec<u8>, LoadError> {
+    use std::io::Read;
     let mut bytes = Vec::new();
-    file.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes).map_err(read_err)?;
+    file.take(MAX_INPUT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
     if bytes.len() as u64 > MAX_INPUT_BYTES {
         return Err(LoadError::TooLarge { path: path.to_owned() });
     }
     Ok(bytes)
 }
 
-pub fn load_policy(path: Option<&Path>) -> Result<SecurityPolicy, LoadError> {
-    let Some(path) = path else { return Ok(wf_policy::default_policy()) };
-    read_policy_file(path).map(|(_, policy)| policy)
+fn untrusted(path: &Path, source: trusted_path::TrustError) -> LoadError {
+    LoadError::Untrusted { path: path.to_owned(), source }
 }
 
-/// A policy file's text (what the daemon hands its launcher) and the policy it holds.
+/// The one-shot commands' policy: whoever runs them chose the file.
+pub fn load_policy(path: Option<&Path>) -> Result<SecurityPolicy, LoadError> {
+    let Some(path) = path else { return Ok(wf_policy::default_policy()) };
+    parse_policy(path, read_capped(path)?).map(|(_, policy)| policy)
+}
+
+/// The daemon's policy (`serve --policy`, `reload_policy`, SIGHUP): its text (what the daemon
+/// hands its launcher) and the policy it holds. A root daemon takes its rules only from a file
+/// no other user could have written or swapped ([`trusted_path`]).
 pub fn read_policy_file(path: &Path) -> Result<(String, SecurityPolicy), LoadError> {
-    let bytes = read_capped(path)?;
+    let file = trusted_path::open_trusted_file(path).map_err(|e| untrusted(path, e))?;
+    parse_policy(path, read_at_most(path, file)?)
+}
+
+fn parse_policy(path: &Path, bytes: Vec<u8>) -> Result<(String, SecurityPolicy), LoadError> {
     let policy =
         wf_policy::load_policy(&bytes).map_err(|problems| LoadError::Policy { path: path.to_owned(), problems })?;
     let text = String::from_utf8(bytes).map_err(|_| LoadError::Policy {

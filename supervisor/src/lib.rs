@@ -33,4 +33,5 @@ pub mod session;
 pub mod spawn;
 pub mod stop_signals;
 pub mod terminal_text;
+pub mod trusted_path;
 pub mod watchdog;

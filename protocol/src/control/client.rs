@@ -28,6 +28,14 @@ pub enum ClientError {
         #[source]
         source: io::Error,
     },
+    /// The socket is served by a process of another uid than the daemon's: whoever could
+    /// replace the socket would otherwise collect the hello and its token. Nothing was sent.
+    /// Exit status "not authorised" (the server is not authorised to be the daemon).
+    #[error(
+        "refusing {path}: it is served by uid {uid}, not the daemon's uid {expected}; nothing was sent \
+         (the socket or one of its directories may have been replaced)"
+    )]
+    UntrustedServer { path: PathBuf, uid: u32, expected: u32 },
     #[error("connecting to {path}: {source}")]
     Connect {
         path: PathBuf,
@@ -51,7 +59,7 @@ impl ClientError {
     pub fn exit_code(&self) -> u8 {
         match self {
             ClientError::DaemonNotRunning { .. } => EXIT_DAEMON_NOT_RUNNING,
-            ClientError::PermissionDenied { .. } => EXIT_NOT_AUTHORISED,
+            ClientError::PermissionDenied { .. } | ClientError::UntrustedServer { .. } => EXIT_NOT_AUTHORISED,
             ClientError::Connect { .. } => EXIT_FAILURE,
             ClientError::Protocol(_) | ClientError::Closed | ClientError::Unexpected(_) => EXIT_PROTOCOL,
             ClientError::Control(error) => error.exit_code(),
@@ -78,12 +86,50 @@ pub struct Connection<S: Read + Write> {
     next_id: u64,
 }
 
+/// The uid the daemon runs as, unless the caller says otherwise.
+pub const DEFAULT_SERVER_UID: u32 = 0;
+
 impl Connection<UnixStream> {
-    /// Connects to the daemon's socket and performs the handshake.
+    /// Connects to the daemon's socket, checks it is served by root, and performs the handshake.
     pub fn connect(path: &Path, client: &str, token: Option<String>) -> Result<Self, ClientError> {
+        Self::connect_expecting(path, client, token, DEFAULT_SERVER_UID)
+    }
+
+    /// [`Connection::connect`] to a daemon that runs as `server_uid` (tests, non-root setups).
+    pub fn connect_expecting(
+        path: &Path,
+        client: &str,
+        token: Option<String>,
+        server_uid: u32,
+    ) -> Result<Self, ClientError> {
         let stream = UnixStream::connect(path).map_err(|source| ClientError::from_connect(path, source))?;
+        let uid = peer_uid(&stream).map_err(|source| ClientError::Connect { path: path.to_owned(), source })?;
+        if uid != server_uid {
+            return Err(ClientError::UntrustedServer { path: path.to_owned(), uid, expected: server_uid });
+        }
         Self::handshake(stream, client, token)
     }
+}
+
+/// `SO_PEERCRED`: the uid of the process that created the listening socket, set by the kernel.
+fn peer_uid(stream: &UnixStream) -> io::Result<u32> {
+    use std::os::fd::AsRawFd;
+    let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: a valid socket fd, and `cred`/`len` describe a correctly sized ucred buffer.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(cred.uid)
 }
 
 impl<S: Read + Write> Connection<S> {

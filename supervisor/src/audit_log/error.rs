@@ -23,6 +23,8 @@ pub enum AuditLogError {
     UnsafeMode { path: PathBuf, mode: u32 },
     #[error("audit log directory {path}: owned by uid {owner} with mode {mode:04o}; it must belong to this process (euid {euid}) or root and not be writable by group or others")]
     UnsafeDirectory { path: PathBuf, owner: u32, mode: u32, euid: u32 },
+    #[error("audit log directory {path}: not trusted by a root writer: {reason}")]
+    UntrustedAncestor { path: PathBuf, reason: String },
     #[error("audit log {path}: another writer (process or open log) holds its lock (flock); two writers would fork the hash chain")]
     InUse { path: PathBuf },
     #[error("audit log {path}: {what}")]

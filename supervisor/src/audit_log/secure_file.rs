@@ -21,7 +21,8 @@ fn parent_of(path: &Path) -> PathBuf {
 }
 
 /// Creates missing parent directories (mode 0700) and checks the immediate parent: whoever can
-/// write it can rename the log away or plant the next rotated file.
+/// write it can rename the log away or plant the next rotated file. A root writer also checks
+/// every ancestor (`trusted_path`).
 pub fn prepare_parent(path: &Path) -> Result<(), AuditLogError> {
     let parent = parent_of(path);
     DirBuilder::new()
@@ -35,7 +36,18 @@ pub fn prepare_parent(path: &Path) -> Result<(), AuditLogError> {
     if !meta.is_dir() || !owner_ok || mode & GROUP_OR_OTHER_WRITABLE != 0 {
         return Err(AuditLogError::UnsafeDirectory { path: parent, owner: meta.uid(), mode, euid: euid() });
     }
+    if euid() == 0 {
+        check_ancestors(&parent)?;
+    }
     Ok(())
+}
+
+/// For a root writer, every directory above the log too: a user who owns one of them could
+/// swap the whole subtree, log included, for one of their own.
+fn check_ancestors(parent: &Path) -> Result<(), AuditLogError> {
+    let absolute = std::path::absolute(parent).map_err(AuditLogError::io("making the parent path absolute", parent))?;
+    crate::trusted_path::check_trusted_dir(&absolute)
+        .map_err(|reason| AuditLogError::UntrustedAncestor { path: parent.to_owned(), reason: reason.to_string() })
 }
 
 /// Opens (creating with mode 0600 if missing) the log for appending and reading its tail:

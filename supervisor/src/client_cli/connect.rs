@@ -8,6 +8,7 @@ use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
+use wf_protocol::control::client::DEFAULT_SERVER_UID;
 use wf_protocol::control::{ClientError, Connection, DEFAULT_SOCKET_PATH};
 
 /// The name the CLI gives itself in the `hello` (it shows in the daemon's audit log).
@@ -75,9 +76,18 @@ fn read_token_file(path: &Path) -> Result<String, TokenError> {
     Ok(token.to_owned())
 }
 
-/// Connects and performs the handshake as [`CLIENT_NAME`].
+/// Environment variable naming the uid the daemon runs as (default 0). A server of any other
+/// uid is refused before the hello, so a replaced socket never receives the token.
+pub const DAEMON_UID_ENV: &str = "WFSANDBOX_DAEMON_UID";
+
+/// The daemon's expected uid: `$WFSANDBOX_DAEMON_UID` when it is a number, else root.
+pub fn daemon_uid() -> u32 {
+    std::env::var(DAEMON_UID_ENV).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(DEFAULT_SERVER_UID)
+}
+
+/// Connects, checks the server is [`daemon_uid`], and performs the handshake as [`CLIENT_NAME`].
 pub fn open(socket: &Path, token: Option<String>) -> Result<Connection<UnixStream>, ClientError> {
-    Connection::connect(socket, CLIENT_NAME, token)
+    Connection::connect_expecting(socket, CLIENT_NAME, token, daemon_uid())
 }
 
 #[cfg(test)]

@@ -5,7 +5,9 @@
 //!   the socket is shared with a group). An existing directory is never changed (it may be
 //!   `/run` itself), except the project's own `/run/wfsandbox`: it must be a real directory
 //!   owned by root, writable by nobody else and closed to "other", or the daemon refuses to
-//!   start.
+//!   start. Every ancestor must be trusted as well ([`crate::trusted_path`]): a user who owns
+//!   any directory above could rename the socket directory away and put its own in its place,
+//!   and collect the tokens clients send.
 //! - `<socket>.lock` is `flock`ed for the daemon's whole life: a second daemon on the same
 //!   socket is refused, whatever state the first is in. Holding the lock, any socket file at
 //!   the path is stale and is removed (after a connect probe, for a daemon that predates the
@@ -13,6 +15,7 @@
 //! - `bind` runs under `umask 0177` (the daemon is single-threaded here), then the mode and
 //!   group are applied.
 
+use crate::trusted_path::{check_trusted_dir, TrustError};
 use nix::fcntl::{Flock, FlockArg};
 use nix::sys::stat::{umask, Mode};
 use std::fs::{File, OpenOptions};
@@ -30,6 +33,8 @@ pub enum ControlSocketError {
     Directory { path: PathBuf, step: &'static str, source: io::Error },
     #[error("control socket directory {path}: {problem}")]
     UnsafeDirectory { path: PathBuf, problem: String },
+    #[error("control socket directory {path}: not trusted: {source}")]
+    UntrustedDirectory { path: PathBuf, source: TrustError },
     #[error("another wfsandbox daemon owns {path} (its lock {lock} is held)")]
     AlreadyRunning { path: PathBuf, lock: PathBuf },
     #[error("control socket {path}: exists and is not a socket; remove it or choose another path")]
@@ -143,6 +148,7 @@ fn prepare_directory(dir: &Path) -> Result<bool, ControlSocketError> {
         Err(e) => return Err(dir_err(dir, "mkdir")(e)),
     };
     check_directory_is_ours(dir)?;
+    check_trusted_dir(dir).map_err(|source| ControlSocketError::UntrustedDirectory { path: dir.to_owned(), source })?;
     Ok(created)
 }
 
@@ -302,6 +308,22 @@ mod tests {
         assert!(matches!(refused, Err(ControlSocketError::UnsafeDirectory { .. })), "{refused:?}");
         let mode = std::fs::metadata(&readable).unwrap().mode() & 0o7777;
         assert_eq!(mode, 0o755, "an existing directory is never changed");
+    }
+
+    #[test]
+    fn a_directory_below_an_ancestor_another_user_owns_is_refused() {
+        if !is_root() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let user_owned = dir.path().join("anc");
+        std::fs::create_dir(&user_owned).unwrap();
+        std::os::unix::fs::chown(&user_owned, Some(4321), None).unwrap();
+        let run = user_owned.join("run");
+        std::fs::DirBuilder::new().mode(0o700).create(&run).unwrap();
+        let refused = ControlSocket::claim(&run.join("control.sock"), &policy());
+        assert!(matches!(refused, Err(ControlSocketError::UntrustedDirectory { .. })), "{refused:?}");
+        assert!(!run.join("control.sock").exists(), "nothing is bound");
     }
 
     #[test]

@@ -13,10 +13,13 @@ use wf_protocol::control::{
 
 pub async fn call(daemon: &Arc<Daemon>, peer: PeerCred, call: Call) -> Result<Reply, ControlError> {
     match call {
-        Call::Load(args) => daemon.load(&args.manifest).map(Reply::Load),
-        Call::Validate(args) => daemon.validate(&args.manifest).map(Reply::Validate),
+        Call::Load(args) => daemon.load_as(peer.uid, &args.manifest).map(Reply::Load),
+        Call::Validate(args) => daemon.validate_as(peer.uid, &args.manifest).map(Reply::Validate),
         Call::Start(StartArgs::Name(name)) => daemon.start(&name).await.map(Reply::Start),
-        Call::Start(StartArgs::Manifest(source)) => daemon.start_manifest(&source).await.map(Reply::Start),
+        Call::Start(StartArgs::Manifest(source)) => {
+            super::plugins::refuse_unreadable_path(peer.uid, &source)?;
+            daemon.start_manifest(&source).await.map(Reply::Start)
+        }
         Call::Stop(args) => daemon.stop(&args.name, args.grace_ms.map(Duration::from_millis)).await.map(Reply::Stop),
         Call::Restart(args) => daemon.restart(&args.name).await.map(Reply::Restart),
         Call::List(_) => Ok(Reply::List(daemon.list())),
@@ -32,7 +35,7 @@ pub async fn call(daemon: &Arc<Daemon>, peer: PeerCred, call: Call) -> Result<Re
             let (violations, truncated) = daemon.violations.list(args.name.as_deref(), limit);
             Ok(Reply::ListViolations(ViolationsResult { violations, truncated }))
         }
-        Call::ReloadPolicy(args) => daemon.reload_policy(args.path.as_deref()).map(Reply::ReloadPolicy),
+        Call::ReloadPolicy(args) => daemon.reload_policy_as(peer.uid, args.path.as_deref()).map(Reply::ReloadPolicy),
         Call::Shutdown(_) => {
             let stopping = daemon.active_count();
             Ok(Reply::Shutdown(ShutdownResult { stopping }))

@@ -1,6 +1,8 @@
 //! `<state-dir>/daemon.pid`: the daemon's pid for admins and service managers, `flock`ed for
 //! the daemon's life so that two daemons never share one state directory. Removed at exit;
-//! a file left by a killed daemon is simply taken over (its lock died with it).
+//! a file left by a killed daemon is simply taken over (its lock died with it). The directory
+//! and all its ancestors must be trusted ([`crate::trusted_path`]): whoever could swap one
+//! could point the daemon's pid file and lock at a file of their choosing.
 
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::{File, OpenOptions};
@@ -14,6 +16,8 @@ pub enum PidFileError {
     Io { path: PathBuf, step: &'static str, source: io::Error },
     #[error("state directory {path}: {problem}")]
     Unsafe { path: PathBuf, problem: String },
+    #[error("state directory {path}: not trusted: {source}")]
+    Untrusted { path: PathBuf, source: crate::trusted_path::TrustError },
     #[error("another wfsandbox daemon uses the state directory (its pid file {path} is locked)")]
     InUse { path: PathBuf },
 }
@@ -37,6 +41,8 @@ impl PidFile {
                 problem: "must be a directory owned by root that nobody else can write to".into(),
             });
         }
+        crate::trusted_path::check_trusted_dir(state_dir)
+            .map_err(|source| PidFileError::Untrusted { path: state_dir.to_owned(), source })?;
         let path = state_dir.join("daemon.pid");
         let file = OpenOptions::new()
             .read(true)
@@ -80,5 +86,18 @@ mod tests {
         drop(first);
         assert!(!dir.path().join("daemon.pid").exists());
         assert!(PidFile::create(dir.path()).is_ok());
+    }
+
+    #[test]
+    fn a_state_dir_below_a_user_owned_ancestor_is_refused() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let user_owned = dir.path().join("anc");
+        std::fs::create_dir(&user_owned).unwrap();
+        std::os::unix::fs::chown(&user_owned, Some(4321), None).unwrap();
+        let refused = PidFile::create(&user_owned.join("state"));
+        assert!(matches!(refused, Err(PidFileError::Untrusted { .. })), "{:?}", refused.err());
     }
 }

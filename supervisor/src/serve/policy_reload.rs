@@ -5,6 +5,11 @@
 //! cgroup parent (the launcher's cgroups were prepared for it before the fork). Running
 //! plugins keep the sandbox they were started with; the new policy applies from their next
 //! start. Sessions are decided again: those the new policy refuses are closed.
+//!
+//! Trust: every policy the daemon reads must pass [`crate::trusted_path`] (root-owned, written
+//! by nobody else, no symlink, no ancestor another user could swap), and only uid 0 may name a
+//! new file: any other control peer may only have the configured file read again. Otherwise a
+//! control uid could hand root its own rules, and the kept path would make SIGHUP re-read them.
 
 use super::daemon::{ActivePolicy, Daemon};
 use crate::commands::{self, LoadError};
@@ -12,6 +17,20 @@ use std::path::{Path, PathBuf};
 use wf_protocol::control::{ControlError, Problem, ReloadPolicyResult};
 
 impl Daemon {
+    /// `reload_policy` from a control peer with `peer_uid`.
+    pub fn reload_policy_as(&self, peer_uid: u32, path: Option<&str>) -> Result<ReloadPolicyResult, ControlError> {
+        if let Some(named) = path {
+            let configured = self.policy().path.as_deref().is_some_and(|p| p == Path::new(named));
+            if peer_uid != 0 && !configured {
+                return Err(ControlError::not_authorised(
+                    "only root may name a new policy file; other peers may only reload the configured one",
+                ));
+            }
+        }
+        self.reload_policy(path)
+    }
+
+    /// SIGHUP (and root): reload the configured file, or read `path` instead.
     pub fn reload_policy(&self, path: Option<&str>) -> Result<ReloadPolicyResult, ControlError> {
         let current = self.policy();
         let path = match (path, &current.path) {

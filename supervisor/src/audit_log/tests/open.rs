@@ -131,6 +131,23 @@ fn a_parent_directory_owned_by_another_uid_is_refused() {
 }
 
 #[test]
+fn an_ancestor_owned_by_another_uid_is_refused_for_a_root_writer() {
+    let dir = tempdir();
+    let theirs = dir.path().join("theirs");
+    std::fs::create_dir(&theirs).expect("mkdir");
+    let parent = theirs.join("logs");
+    std::fs::create_dir(&parent).expect("mkdir");
+    chmod(&parent, 0o700);
+    // The parent itself is root's and private; the directory above it is not.
+    chown(&theirs, OTHER_UID);
+    let path = parent.join("audit.jsonl");
+    let err = refusal(&path);
+    assert!(matches!(err, AuditLogError::UntrustedAncestor { .. }), "{err:?}");
+    assert_names(&err, &parent, &format!("owned by uid {OTHER_UID}"));
+    assert!(!path.exists());
+}
+
+#[test]
 fn a_log_owned_by_another_uid_is_refused() {
     let dir = tempdir();
     let path = log_path(&dir);

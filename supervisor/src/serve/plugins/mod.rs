@@ -14,6 +14,7 @@ use super::daemon::Daemon;
 use crate::clock::SystemClock;
 use crate::commands::{self, LoadError};
 use crate::daemon::{LogLimits, Registry, RestartRule, MAX_PLUGINS};
+use crate::trusted_path::peer_could_read;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -122,6 +123,18 @@ impl Daemon {
         Ok(ValidateResult { name: checked.spec.name, version: checked.spec.version, warnings: Vec::new() })
     }
 
+    /// `load` from a control peer: a manifest path the peer could not read itself is refused.
+    pub fn load_as(&self, peer_uid: u32, source: &ManifestSource) -> Result<LoadResult, ControlError> {
+        refuse_unreadable_path(peer_uid, source)?;
+        self.load(source)
+    }
+
+    /// `validate` from a control peer, under the same rule as [`Daemon::load_as`].
+    pub fn validate_as(&self, peer_uid: u32, source: &ManifestSource) -> Result<ValidateResult, ControlError> {
+        refuse_unreadable_path(peer_uid, source)?;
+        self.validate(source)
+    }
+
     /// Register a checked manifest. With `replace`, a loaded plugin of that name without a
     /// process takes the new manifest (what `start MANIFEST` of a loaded name means).
     pub fn register(&self, checked: CheckedManifest, replace: bool) -> Result<PluginSummary, ControlError> {
@@ -213,6 +226,21 @@ pub fn read_source(source: &ManifestSource) -> Result<ManifestInput, ControlErro
             let json = serde_json::to_string(document).map_err(|e| invalid("", &e.to_string()))?;
             Ok(ManifestInput { json: json.into(), plugin_dir, path: None })
         }
+    }
+}
+
+/// The daemon reads as root: for any other peer it reads only a file the peer could have read
+/// itself, and answers one error whether the file is missing, closed or not a file, so the
+/// answer is no oracle for what the peer cannot see. Checked before any open.
+pub fn refuse_unreadable_path(peer_uid: u32, source: &ManifestSource) -> Result<(), ControlError> {
+    match source {
+        ManifestSource::Path(path) if peer_uid != 0 && !peer_could_read(Path::new(path), peer_uid) => {
+            Err(ControlError::not_authorised(
+                "the manifest path is not one this peer could read itself (owned by it or readable by \
+                 others, in directories it can search); send the manifest inline instead",
+            ))
+        }
+        _ => Ok(()),
     }
 }
 
