@@ -5,13 +5,24 @@
 //!
 //! Everything the daemon sends goes through one byte-bounded queue ([`Outbox`]) to a writer
 //! task, so a client that does not read stalls only its own requests, and its streams end
-//! `lagged`.
+//! `lagged`. Requests whose reply may be large are answered one at a time, each only once the
+//! previous one is queued, so a client that does not read pins at most [`OUTBOX_BYTES`] plus
+//! one reply being built (≤ `MAX_RESPONSE_BYTES` encoded) plus the small replies of the other
+//! requests in flight.
+//!
+//! Connection, session and stream slots are shared out per uid ([`peer_limits`]).
+
+mod peer_limits;
 
 use super::daemon::{shutting_down, Daemon};
 use super::dispatch;
+#[cfg(doc)]
+use super::outbox::OUTBOX_BYTES;
 use super::outbox::{outbox, Outbox, OutboxQueue};
 use super::streams::{self, OpenStreams};
-use crate::auth::{self, AuthError, PeerCred, Session};
+use crate::auth::{self, AuthError, AuthLimits, PeerCred, Session};
+pub use peer_limits::{ConnectionSlot, PeerLimits};
+use peer_limits::{LimitError, ROOT_RESERVED_SESSIONS};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -29,15 +40,8 @@ use wf_protocol::FrameDecoder;
 pub const MAX_IN_FLIGHT: usize = 32;
 const READ_CHUNK: usize = 16 * 1024;
 
-/// Serve one accepted connection until it closes.
-pub async fn serve(daemon: Arc<Daemon>, stream: UnixStream) {
-    let peer = match auth::peer_cred(&stream) {
-        Ok(peer) => peer,
-        Err(e) => {
-            tracing::warn!(error = %e, "reading a control client's credentials");
-            return;
-        }
-    };
+/// Serve one accepted connection of `peer`, admitted into `slot`, until it closes.
+pub async fn serve(daemon: Arc<Daemon>, stream: UnixStream, peer: PeerCred, slot: ConnectionSlot) {
     let (reader, writer) = stream.into_split();
     let (outbox, queue) = outbox();
     let writer = tokio::spawn(write_frames(writer, queue));
@@ -50,7 +54,9 @@ pub async fn serve(daemon: Arc<Daemon>, stream: UnixStream) {
         buffered: 0..0,
         outbox,
         in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+        large_reply: Arc::new(Semaphore::new(1)),
         streams: OpenStreams::default(),
+        slot,
     };
     if let Some(session) = connection.handshake().await {
         connection.serve_requests(&session).await;
@@ -87,7 +93,10 @@ struct Connection {
     buffered: std::ops::Range<usize>,
     outbox: Outbox,
     in_flight: Arc<Semaphore>,
+    /// Held from building a possibly large reply until it is queued.
+    large_reply: Arc<Semaphore>,
     streams: OpenStreams,
+    slot: ConnectionSlot,
 }
 
 impl Connection {
@@ -146,17 +155,30 @@ impl Connection {
             self.send_error(ControlError::shutting_down()).await;
             return None;
         }
+        if self.sessions_full_for_peer() {
+            self.send_error(auth_error(&AuthError::TooManySessions)).await;
+            return None;
+        }
         match self.daemon.auth.hello(self.peer, hello.token.as_deref()) {
             Ok(session) => {
                 self.welcome(&session, &hello).await;
                 Some(session)
             }
             Err(e) => {
-                tracing::info!(uid = self.peer.uid, pid = self.peer.pid, client = %hello.client, reason = ?e, "control client refused");
+                // Debug only: refusals are audited (aggregated during back-off); one log line per
+                // attempt would let a spammer grow the daemon's log without bound.
+                let client = crate::terminal_text::escape(&hello.client);
+                tracing::debug!(uid = self.peer.uid, pid = self.peer.pid, %client, reason = ?e, "control client refused");
                 self.send_error(auth_error(&e)).await;
                 None
             }
         }
+    }
+
+    /// The session table's last slots are root's, so that root can always get in.
+    fn sessions_full_for_peer(&self) -> bool {
+        let open_to_others = AuthLimits::default().max_sessions.saturating_sub(ROOT_RESERVED_SESSIONS);
+        self.peer.uid != 0 && self.daemon.auth.session_count() >= open_to_others
     }
 
     async fn welcome(&self, session: &Session, hello: &Hello) {
@@ -264,19 +286,34 @@ impl Connection {
                 });
             }
             Call::SubscribeEvents(args) => {
-                let (cancel, cancelled) = oneshot::channel();
-                self.streams.opened(id, cancel);
-                tokio::spawn(streams::events(daemon, outbox, streams, id, args, cancelled));
+                let (slot, cancelled) = match self.open_stream(id) {
+                    Ok(opened) => opened,
+                    Err(e) => return refuse_stream(outbox, streams, id, e, permit),
+                };
+                tokio::spawn(async move {
+                    streams::events(daemon, outbox, streams, id, args, cancelled).await;
+                    drop(slot);
+                });
                 drop(permit);
             }
             Call::Logs(args) if args.follow => {
-                let (cancel, cancelled) = oneshot::channel();
-                self.streams.opened(id, cancel);
-                tokio::spawn(streams::logs(daemon, outbox, streams, id, args, cancelled));
+                let (slot, cancelled) = match self.open_stream(id) {
+                    Ok(opened) => opened,
+                    Err(e) => return refuse_stream(outbox, streams, id, e, permit),
+                };
+                tokio::spawn(async move {
+                    streams::logs(daemon, outbox, streams, id, args, cancelled).await;
+                    drop(slot);
+                });
                 drop(permit);
             }
             call => {
+                let large_reply = may_reply_large(call.verb()).then(|| Arc::clone(&self.large_reply));
                 tokio::spawn(async move {
+                    let _building = match large_reply {
+                        Some(turn) => Some(turn.acquire_owned().await),
+                        None => None,
+                    };
                     let outcome = dispatch::call(&daemon, peer, call).await;
                     let _ = outbox.send(encode_reply(id, outcome.as_ref())).await;
                     streams.release_id(id);
@@ -288,6 +325,35 @@ impl Connection {
             }
         }
     }
+}
+
+impl Connection {
+    /// Register stream `id` if the per-connection and per-uid caps allow.
+    fn open_stream(&self, id: u64) -> Result<(peer_limits::StreamSlot, streams::Cancelled), LimitError> {
+        let slot = self.slot.open_stream(self.streams.open_count())?;
+        let (cancel, cancelled) = oneshot::channel();
+        self.streams.opened(id, cancel);
+        Ok((slot, cancelled))
+    }
+}
+
+/// Answer `rate_limited` for a stream over the caps. The task keeps the in-flight permit, so
+/// refusals waiting on a full outbox count against [`MAX_IN_FLIGHT`] like any request.
+fn refuse_stream(outbox: Outbox, streams: OpenStreams, id: u64, error: LimitError, permit: OwnedSemaphorePermit) {
+    tokio::spawn(async move {
+        let _ = outbox.send(encode_reply(id, Err(&too_many_streams(error)))).await;
+        streams.release_id(id);
+        drop(permit);
+    });
+}
+
+/// Verbs whose reply grows with the daemon's state (plugins, logs, violations).
+fn may_reply_large(verb: Verb) -> bool {
+    matches!(verb, Verb::List | Verb::Status | Verb::Logs | Verb::Stats | Verb::ListViolations | Verb::Validate)
+}
+
+fn too_many_streams(error: LimitError) -> ControlError {
+    ControlError::RateLimited { message: error.to_string(), retry_after_ms: 1000 }
 }
 
 fn required_rights(verb: Verb) -> auth::Rights {

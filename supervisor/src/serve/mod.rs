@@ -49,7 +49,8 @@ use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::JoinSet;
 
-/// Connections served at once; more are accepted and closed at once.
+/// Connections served at once; more are accepted and closed at once. Each non-root uid gets at
+/// most 64 of them and the last 64 are root's (`connection::PeerLimits`).
 pub const MAX_CONNECTIONS: usize = 1024;
 /// How often idle sessions are swept from the session table.
 const SESSION_SWEEP: Duration = Duration::from_secs(30);
@@ -191,16 +192,18 @@ async fn serve_until_shutdown(
 
 async fn accept_connections(daemon: Arc<Daemon>, listener: tokio::net::UnixListener) {
     let mut connections = JoinSet::new();
+    let limits = connection::PeerLimits::new(MAX_CONNECTIONS);
     let shutdown = daemon.shutdown_signal();
     loop {
         tokio::select! {
             _ = shutting_down(shutdown.clone()) => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) if connections.len() < MAX_CONNECTIONS => {
-                    connections.spawn(connection::serve(Arc::clone(&daemon), stream));
+                Ok((stream, _)) => {
+                    if let Some((peer, slot)) = admit(&limits, &stream) {
+                        connections.spawn(connection::serve(Arc::clone(&daemon), stream, peer, slot));
+                    }
                 }
-                Ok((stream, _)) => drop(stream),
                 Err(e) => {
                     tracing::warn!(error = %e, "accepting a control connection");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -212,6 +215,22 @@ async fn accept_connections(daemon: Arc<Daemon>, listener: tokio::net::UnixListe
     // Connections end on the shutdown signal; give them a moment to flush their last frames.
     let _ = tokio::time::timeout(CONNECTION_DRAIN, async { while connections.join_next().await.is_some() {} }).await;
     connections.abort_all();
+}
+
+/// Who the peer is and its connection slot; `None` (the stream is closed at once) when its
+/// uid has no slot left. Refusals are not logged: a peer could flood the log with them.
+fn admit(
+    limits: &Arc<connection::PeerLimits>,
+    stream: &tokio::net::UnixStream,
+) -> Option<(crate::auth::PeerCred, connection::ConnectionSlot)> {
+    let peer = match crate::auth::peer_cred(stream) {
+        Ok(peer) => peer,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading a control client's credentials");
+            return None;
+        }
+    };
+    limits.admit(peer.uid).ok().map(|slot| (peer, slot))
 }
 
 async fn handle_signals(daemon: Arc<Daemon>) {

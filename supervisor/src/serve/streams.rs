@@ -51,6 +51,11 @@ impl OpenStreams {
         self.lock().insert(id, Some(cancel));
     }
 
+    /// Streams open now.
+    pub fn open_count(&self) -> usize {
+        self.lock().values().filter(|cancel| cancel.is_some()).count()
+    }
+
     /// Whether no stream is open (the session may then expire when idle).
     pub fn is_empty(&self) -> bool {
         self.lock().values().all(Option::is_none)
