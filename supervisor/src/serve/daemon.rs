@@ -13,6 +13,7 @@ use super::session_links::SessionLinks;
 use super::violations::ViolationLog;
 use crate::auth::Authenticator;
 use crate::clock::{Clock, SystemClock};
+use crate::terminal_text::{escape, json_line};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use tokio::sync::watch;
@@ -96,15 +97,16 @@ impl Daemon {
     }
 
     /// Record a violation: kept for `list_violations`, written to the audit log and the log.
+    /// Plugin-influenced text reaches the daemon's log escaped (no terminal or bidi controls).
     pub fn violation(&self, violation: Violation) {
         tracing::warn!(
-            plugin = %violation.plugin,
-            instance = %violation.instance,
-            layer = %violation.layer,
-            kind = %violation.kind,
-            rule = %violation.rule,
-            action = %violation.action,
-            detail = %violation.detail,
+            plugin = %escape(&violation.plugin),
+            instance = %escape(&violation.instance),
+            layer = %escape(&violation.layer),
+            kind = %escape(&violation.kind),
+            rule = %escape(&violation.rule),
+            action = %escape(&violation.action),
+            detail = %json_line(&violation.detail),
             "violation"
         );
         self.audit.record("violation", serde_json::to_value(&violation).unwrap_or_default());

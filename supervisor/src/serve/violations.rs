@@ -1,12 +1,95 @@
 //! The daemon's in-memory record of recent violations, for `list_violations`. Bounded: the
 //! oldest records go first; the audit log keeps every one.
+//!
+//! Also the bounds on what a plugin can make the daemon write about it: every string the
+//! plugin chose is cut to [`MAX_RECORDED_TEXT`] bytes ([`bounded_text`]), and a plugin
+//! instance's violations are admitted by a [`ViolationBudget`] of records *and* bytes a second.
 
+use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 use wf_protocol::control::Violation;
 
 /// Violations kept in memory across all plugins.
 pub const DEFAULT_CAPACITY: usize = 10_000;
+/// Bytes of a plugin-chosen string kept in a violation, audit or log record. Valid topics are
+/// far shorter; a longer string is cut here and its length recorded.
+pub const MAX_RECORDED_TEXT: usize = 256;
+/// Violations recorded per plugin instance and second; the rest are counted.
+pub const VIOLATIONS_PER_SECOND: u32 = 20;
+/// Bytes of violation details recorded per plugin instance and second; the rest are counted.
+pub const VIOLATION_BYTES_PER_SECOND: usize = 16 * 1024;
+
+/// `text` cut to at most [`MAX_RECORDED_TEXT`] bytes (at a character boundary).
+pub fn truncate_text(text: &str) -> &str {
+    if text.len() <= MAX_RECORDED_TEXT {
+        return text;
+    }
+    let mut end = MAX_RECORDED_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// A plugin-chosen string for a record: itself when short, else
+/// `{"truncated": <first 256 bytes>, "bytes": <original length>}`.
+pub fn bounded_text(text: &str) -> Value {
+    if text.len() <= MAX_RECORDED_TEXT {
+        return json!(text);
+    }
+    json!({ "truncated": truncate_text(text), "bytes": text.len() })
+}
+
+/// What [`ViolationBudget::admit`] decided for one violation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Record it, saying how many were suppressed since the last record (0: none).
+    Record {
+        suppressed_before: u64,
+    },
+    Suppress,
+}
+
+/// At most [`VIOLATIONS_PER_SECOND`] records and [`VIOLATION_BYTES_PER_SECOND`] bytes of
+/// detail per one-second window; what does not fit is counted into the next record.
+#[derive(Debug)]
+pub struct ViolationBudget {
+    window_start: Instant,
+    records: u32,
+    bytes: usize,
+    suppressed: u64,
+}
+
+impl ViolationBudget {
+    pub fn new(now: Instant) -> Self {
+        Self { window_start: now, records: 0, bytes: 0, suppressed: 0 }
+    }
+
+    /// Admit one violation whose detail is `bytes` long. The first record of a window is
+    /// admitted whatever its size (details are bounded by [`MAX_RECORDED_TEXT`] per string).
+    pub fn admit(&mut self, bytes: usize, now: Instant) -> Admission {
+        if now.saturating_duration_since(self.window_start) >= Duration::from_secs(1) {
+            self.window_start = now;
+            (self.records, self.bytes) = (0, 0);
+        }
+        let over_bytes = self.records > 0 && self.bytes.saturating_add(bytes) > VIOLATION_BYTES_PER_SECOND;
+        if self.records >= VIOLATIONS_PER_SECOND || over_bytes {
+            self.suppressed = self.suppressed.saturating_add(1);
+            return Admission::Suppress;
+        }
+        self.force(bytes)
+    }
+
+    /// Admit one violation regardless of the budget (the last word on a channel), still
+    /// counting it against the window.
+    pub fn force(&mut self, bytes: usize) -> Admission {
+        self.records = self.records.saturating_add(1);
+        self.bytes = self.bytes.saturating_add(bytes);
+        Admission::Record { suppressed_before: std::mem::take(&mut self.suppressed) }
+    }
+}
 
 pub struct ViolationLog {
     capacity: usize,
@@ -55,6 +138,44 @@ mod tests {
             rule: "/permissions/events/write".into(),
             action: "deny".into(),
         }
+    }
+
+    #[test]
+    fn plugin_text_is_cut_to_the_bound_at_a_character_boundary_with_its_length() {
+        assert_eq!(bounded_text("energy.update"), json!("energy.update"));
+        let long = "é".repeat(40_000);
+        let value = bounded_text(&long);
+        let kept = value["truncated"].as_str().unwrap_or_default();
+        assert!(kept.len() <= MAX_RECORDED_TEXT && kept.len() >= MAX_RECORDED_TEXT - 1, "{}", kept.len());
+        assert!(long.starts_with(kept));
+        assert_eq!(value["bytes"], json!(80_000));
+        assert_eq!(truncate_text(&"a".repeat(MAX_RECORDED_TEXT)).len(), MAX_RECORDED_TEXT);
+    }
+
+    fn admitted(budget: &mut ViolationBudget, bytes: usize, at: Instant, n: usize) -> usize {
+        (0..n).filter(|_| matches!(budget.admit(bytes, at), Admission::Record { .. })).count()
+    }
+
+    #[test]
+    fn the_budget_counts_records_a_second() {
+        let t0 = Instant::now();
+        let mut budget = ViolationBudget::new(t0);
+        assert_eq!(admitted(&mut budget, 10, t0, 100), VIOLATIONS_PER_SECOND as usize);
+        let next = budget.admit(10, t0 + Duration::from_secs(1));
+        assert_eq!(next, Admission::Record { suppressed_before: 80 });
+    }
+
+    #[test]
+    fn the_budget_counts_bytes_a_second_too() {
+        let t0 = Instant::now();
+        let mut budget = ViolationBudget::new(t0);
+        let big = VIOLATION_BYTES_PER_SECOND / 4;
+        assert_eq!(admitted(&mut budget, big, t0, 20), 4, "bytes, not records, run out first");
+        assert_eq!(budget.admit(big, t0 + Duration::from_secs(1)), Admission::Record { suppressed_before: 16 });
+        let mut fresh = ViolationBudget::new(t0);
+        assert!(matches!(fresh.admit(VIOLATION_BYTES_PER_SECOND * 2, t0), Admission::Record { .. }));
+        assert_eq!(fresh.admit(1, t0), Admission::Suppress);
+        assert_eq!(fresh.force(1), Admission::Record { suppressed_before: 1 });
     }
 
     #[test]

@@ -5,15 +5,20 @@
 //! the pipe fills and the plugin blocks, instead of the daemon spending a core to discard a
 //! flood. Channel frames are checked before allocation (the frame cap is the spec's
 //! `max_event_bytes`); any frame that breaks the rules closes the channel and is a violation.
-//! Violations a plugin causes are recorded at most [`VIOLATIONS_PER_SECOND`] a second; the rest
-//! are counted into the next one recorded.
+//! The channel is read at most [`crate::publish_budget::CHANNEL_BYTES_PER_SEC`] (with a burst),
+//! charged before anything read is parsed: past it the reader waits, so the plugin blocks on
+//! its full socket instead of the daemon parsing a flood only to refuse it.
+//! Violations a plugin causes are admitted by a [`ViolationBudget`] (records and bytes a
+//! second); the rest are counted into the next one recorded. Strings the plugin chose are cut
+//! to [`super::super::violations::MAX_RECORDED_TEXT`] bytes in every record.
 
 use super::super::broker::{EventRecord, PluginPort, ToPlugin};
 use super::super::daemon::Daemon;
+use super::super::violations::{bounded_text, Admission, ViolationBudget};
 use crate::daemon::LogStream;
 use crate::grants;
 use crate::launch_service::wire::{FD_CHANNEL, FD_STDERR, FD_STDOUT, LAUNCHED_FD_COUNT};
-use crate::publish_budget::PublishBudget;
+use crate::publish_budget::{ByteRate, PublishBudget};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -27,8 +32,6 @@ use wf_protocol::{FrameDecoder, PluginMessage, ProtocolError, SupervisorMessage}
 
 /// Events queued for a plugin that is not reading; later ones are dropped.
 pub const INBOX: usize = 256;
-/// Violations recorded per plugin instance and second; the rest are counted.
-pub const VIOLATIONS_PER_SECOND: u32 = 20;
 /// Pause of an output reader after the rate cap dropped bytes.
 const FLOOD_PAUSE: Duration = Duration::from_millis(100);
 const READ_CHUNK: usize = 16 * 1024;
@@ -153,6 +156,7 @@ async fn read_from_plugin(
 ) {
     let mut decoder = FrameDecoder::new(ctx.max_event_bytes);
     let mut budget = PublishBudget::rate_only();
+    let mut bytes_read = ByteRate::channel(Instant::now());
     let mut buf = vec![0u8; READ_CHUNK];
     loop {
         let n = match reader.read(&mut buf).await {
@@ -165,6 +169,10 @@ async fn read_from_plugin(
             Ok(n) => n,
             Err(_) => return,
         };
+        let wait = bytes_read.charge(n, Instant::now());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
         let mut input = &buf[..n];
         while !input.is_empty() {
             let taken = decoder.push(input);
@@ -200,7 +208,7 @@ fn publish(
         Ok(()) => budget.admit(bytes, Instant::now()).err().map(|r| (r.kind(), r.kind().replace('_', " "), r.rule())),
     };
     if let Some((kind, reason, rule)) = refusal {
-        let detail = serde_json::json!({ "topic": topic, "bytes": bytes, "reason": reason });
+        let detail = serde_json::json!({ "topic": bounded_text(&topic), "bytes": bytes, "reason": reason });
         reporter.report(daemon, kind, detail, rule);
         let _ = tx.try_send(ToPlugin::Denied { topic, reason });
         return;
@@ -209,24 +217,16 @@ fn publish(
     daemon.broker.publish(event, Some(&ctx.instance));
 }
 
-/// Records a plugin's broker violations, at most [`VIOLATIONS_PER_SECOND`] a second.
+/// Records a plugin's broker violations within its [`ViolationBudget`].
 struct ViolationReporter {
     plugin: String,
     instance: String,
-    window_start: Instant,
-    in_window: u32,
-    suppressed: u64,
+    budget: ViolationBudget,
 }
 
 impl ViolationReporter {
     fn new(ctx: &ChannelContext) -> Self {
-        Self {
-            plugin: ctx.name.clone(),
-            instance: ctx.instance.clone(),
-            window_start: Instant::now(),
-            in_window: 0,
-            suppressed: 0,
-        }
+        Self { plugin: ctx.name.clone(), instance: ctx.instance.clone(), budget: ViolationBudget::new(Instant::now()) }
     }
 
     fn frame_error(&mut self, daemon: &Daemon, error: &ProtocolError) {
@@ -234,23 +234,22 @@ impl ViolationReporter {
             ProtocolError::Oversized { .. } => ("oversized_frame", "/sandbox/ceilings/max_event_bytes"),
             _ => ("malformed_frame", "plugin channel frame rules (docs/protocol.md)"),
         };
-        let detail = serde_json::json!({ "error": error.to_string(), "channel": "closed" });
-        self.in_window = 0; // the last word on a channel is always recorded
-        self.report(daemon, kind, detail, rule.to_owned());
+        // Decoder errors may quote what the plugin sent.
+        let detail = serde_json::json!({ "error": bounded_text(&error.to_string()), "channel": "closed" });
+        // The last word on a channel is always recorded.
+        let admission = self.budget.force(detail_len(&detail));
+        self.record(daemon, admission, kind, detail, rule.to_owned());
     }
 
-    fn report(&mut self, daemon: &Daemon, kind: &str, mut detail: serde_json::Value, rule: String) {
-        if self.window_start.elapsed() >= Duration::from_secs(1) {
-            self.window_start = Instant::now();
-            self.in_window = 0;
-        }
-        if self.in_window >= VIOLATIONS_PER_SECOND {
-            self.suppressed += 1;
-            return;
-        }
-        self.in_window += 1;
-        if self.suppressed > 0 {
-            detail["suppressed_before"] = serde_json::json!(std::mem::take(&mut self.suppressed));
+    fn report(&mut self, daemon: &Daemon, kind: &str, detail: serde_json::Value, rule: String) {
+        let admission = self.budget.admit(detail_len(&detail), Instant::now());
+        self.record(daemon, admission, kind, detail, rule);
+    }
+
+    fn record(&self, daemon: &Daemon, admission: Admission, kind: &str, mut detail: serde_json::Value, rule: String) {
+        let Admission::Record { suppressed_before } = admission else { return };
+        if suppressed_before > 0 {
+            detail["suppressed_before"] = serde_json::json!(suppressed_before);
         }
         daemon.violation(Violation {
             time_ms: daemon.now_ms(),
@@ -263,4 +262,8 @@ impl ViolationReporter {
             action: "deny".into(),
         });
     }
+}
+
+fn detail_len(detail: &serde_json::Value) -> usize {
+    serde_json::to_vec(detail).map_or(0, |bytes| bytes.len())
 }

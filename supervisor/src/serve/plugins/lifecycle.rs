@@ -10,11 +10,13 @@
 //! does not catch SIGTERM is killed at once instead of after a grace period it cannot use.
 
 use super::super::daemon::{shutting_down, ActivePolicy, Daemon};
+use super::super::violations::truncate_text;
 use super::wire_view::registry_error;
 use super::{check_manifest, instance_io, read_source, LiveInstance, ManifestInput, Phase};
 use crate::daemon::{Exit, NextAction, PluginState, RestartTicket};
 use crate::launch_service::transport::InboundReply;
 use crate::launch_service::wire::{Reply, Request, UsageStats, WaitOutcome};
+use crate::terminal_text::escape;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -140,26 +142,23 @@ impl Daemon {
                 self.table().summary(name)
             }
             Ok(InboundReply { reply: Reply::Refused { cause, step, errno, message, .. }, .. }) => {
-                Err(self.launch_failed(name, instance, &cause, &step, errno, &message))
+                Err(self.launch_failed(name, instance, SetupFailure::new(&cause, &step, errno, &message)))
             }
             Ok(other) => {
                 let message = format!("unexpected launcher reply: {:?}", other.reply);
-                Err(self.launch_failed(name, instance, "setup_failed", "launch", None, &message))
+                Err(self.launch_failed(name, instance, SetupFailure::new("setup_failed", "launch", None, &message)))
             }
-            Err(e) => Err(self.launch_failed(name, instance, "setup_failed", "launch", None, &e.to_string())),
+            Err(e) => {
+                let message = e.to_string();
+                Err(self.launch_failed(name, instance, SetupFailure::new("setup_failed", "launch", None, &message)))
+            }
         }
     }
 
-    /// Record a set-up failure: the plugin never ran and nothing of it is left.
-    fn launch_failed(
-        &self,
-        name: &str,
-        instance: &str,
-        cause: &str,
-        step: &str,
-        errno: Option<i32>,
-        message: &str,
-    ) -> ControlError {
+    /// Record a set-up failure: the plugin never ran and nothing of it is left. It settles as
+    /// `refused` (`stopped` on the wire, `last_exit.cause = setup_failed`) with no restart
+    /// pending, and log followers are woken so their streams end.
+    fn launch_failed(&self, name: &str, instance: &str, failure: SetupFailure<'_>) -> ControlError {
         let now = self.now_ms();
         {
             let mut table = self.table();
@@ -167,30 +166,34 @@ impl Daemon {
             table.instances.remove(instance);
             if let Ok(record) = table.record_mut(name) {
                 record.pending_spec = None;
+                record.next_restart_ms = None;
                 record.last_exit =
                     Some(ExitSummary { cause: ExitCause::SetupFailed, code: None, signal: None, time_ms: now });
+                record.log_signal.send_modify(|n| *n += 1);
             }
         }
-        let layer = layer_of_step(step);
-        let rule = match (cause, layer) {
-            ("refused", Some(_)) => "/sandbox/required_layers".to_owned(),
-            _ => format!("set-up step {step}"),
+        let layer = layer_of_step(failure.step);
+        let rule = match (failure.rule, failure.cause, layer) {
+            (Some(rule), _, _) => rule,
+            (None, "refused", Some(_)) => "/sandbox/required_layers".to_owned(),
+            (None, _, _) => format!("set-up step {}", failure.step),
         };
+        let message = truncate_text(failure.message);
         self.violation(Violation {
             time_ms: now,
             plugin: name.to_owned(),
             instance: instance.to_owned(),
             layer: layer.unwrap_or("setup").to_owned(),
-            kind: cause.to_owned(),
-            detail: serde_json::json!({ "step": step, "errno": errno, "message": message }),
+            kind: failure.cause.to_owned(),
+            detail: serde_json::json!({ "step": failure.step, "errno": failure.errno, "message": message }),
             rule,
             action: "deny".to_owned(),
         });
         ControlError::Refused {
-            message: message.to_owned(),
+            message: failure.message.to_owned(),
             layer: layer.map(str::to_owned),
-            step: Some(step.to_owned()),
-            errno,
+            step: Some(failure.step.to_owned()),
+            errno: failure.errno,
         }
     }
 
@@ -412,15 +415,17 @@ impl Daemon {
                 return;
             }
             if let Err(e) = daemon.restart_due(&name, ticket).await {
-                tracing::warn!(plugin = %name, error = %e, "automatic restart failed");
+                // Already a violation (and audit record); this is the daemon log's line.
+                tracing::warn!(plugin = %name, error = %escape(truncate_text(&e.to_string())), "automatic restart failed");
             }
         });
     }
 
+    /// The restart a ticket was issued for. The manifest is checked under the policy in force
+    /// now; one a reload made invalid is a set-up failure like a refused start.
     async fn restart_due(self: &Arc<Self>, name: &str, ticket: RestartTicket) -> Result<(), ControlError> {
         let input = self.table().record(name)?.manifest.clone();
         let policy = self.policy();
-        let checked = check_manifest(input, &policy.policy)?;
         let instance = self.launcher.instance_name(name);
         {
             let mut table = self.table();
@@ -428,11 +433,26 @@ impl Daemon {
                 return Ok(()); // an operator acted since; the ticket is void
             }
             table.instances.insert(instance.clone(), name.to_owned());
-            let record = table.record_mut(name)?;
-            record.pending_spec = Some(Arc::new(checked.spec));
-            record.next_restart_ms = None;
+            table.record_mut(name)?.next_restart_ms = None;
         }
+        let checked = match check_manifest(input, &policy.policy) {
+            Ok(checked) => checked,
+            Err(error) => return Err(self.restart_refused(name, &instance, &error)),
+        };
+        self.table().record_mut(name)?.pending_spec = Some(Arc::new(checked.spec));
         self.launch(name, &instance, &checked.input, &policy).await.map(drop)
+    }
+
+    fn restart_refused(&self, name: &str, instance: &str, error: &ControlError) -> ControlError {
+        let (message, rule) = match error {
+            ControlError::InvalidManifest { problems, .. } => {
+                let text: Vec<String> = problems.iter().map(|p| format!("{}: {}", p.pointer, p.reason)).collect();
+                (text.join("; "), problems.first().map(|p| p.pointer.clone()))
+            }
+            other => (other.to_string(), None),
+        };
+        let failure = SetupFailure { rule, ..SetupFailure::new("setup_failed", "check_manifest", None, &message) };
+        self.launch_failed(name, instance, failure)
     }
 
     fn spawn_kill(self: &Arc<Self>, instance: &str) {
@@ -458,6 +478,22 @@ impl Daemon {
                 phase.send_replace(Phase::Forgotten);
             }
         });
+    }
+}
+
+/// Why a start or an automatic restart never ran, for [`Daemon::launch_failed`].
+struct SetupFailure<'a> {
+    cause: &'a str,
+    step: &'a str,
+    errno: Option<i32>,
+    message: &'a str,
+    /// The rule that refused it, when known better than from the step.
+    rule: Option<String>,
+}
+
+impl<'a> SetupFailure<'a> {
+    fn new(cause: &'a str, step: &'a str, errno: Option<i32>, message: &'a str) -> Self {
+        Self { cause, step, errno, message, rule: None }
     }
 }
 
