@@ -172,6 +172,22 @@ impl Drop for Daemon {
     }
 }
 
+/// A control-protocol frame: the body behind its 4-byte big-endian length.
+pub fn frame(body: &[u8]) -> Vec<u8> {
+    [(body.len() as u32).to_be_bytes().as_slice(), body].concat()
+}
+
+/// A connection to `daemon` that has said hello by hand (for frames the client would not send).
+pub fn raw_session(daemon: &Daemon) -> UnixStream {
+    use std::io::Write;
+    let mut stream = UnixStream::connect(daemon.socket()).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream.write_all(&frame(br#"{"type":"hello","protocol":1,"client":"raw"}"#)).expect("hello");
+    let welcome = wf_protocol::control::read_server_message(&mut stream);
+    assert!(matches!(welcome, Ok(Some(wf_protocol::control::ServerMessage::Welcome(_)))), "{welcome:?}");
+    stream
+}
+
 /// Poll `check` every 20 ms until it holds or `limit` passes.
 pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;

@@ -8,7 +8,7 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::Duration;
-use wf_integration_tests::daemon::{eventually, Daemon};
+use wf_integration_tests::daemon::{eventually, frame, raw_session, Daemon};
 use wf_integration_tests::{require_root, workspace_root, PluginDir};
 use wf_protocol::control::{
     read_server_message, Call, ClientError, ControlError, ListArgs, LogsArgs, ManifestSource, Reply, ServerMessage,
@@ -112,18 +112,6 @@ fn wrong_tokens_are_refused_with_a_growing_delay() {
     let mut conn = daemon.try_connect(Some(good.into())).expect("the right token after the wait");
     assert_eq!(conn.welcome().rights, wf_protocol::control::Rights::Control);
     conn.call(Call::List(ListArgs {})).expect("served");
-}
-
-fn frame(body: &[u8]) -> Vec<u8> {
-    [(body.len() as u32).to_be_bytes().as_slice(), body].concat()
-}
-
-fn raw_session(daemon: &Daemon) -> UnixStream {
-    let mut stream = UnixStream::connect(daemon.socket()).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    stream.write_all(&frame(br#"{"type":"hello","protocol":1,"client":"raw"}"#)).expect("hello");
-    assert!(matches!(read_server_message(&mut stream), Ok(Some(ServerMessage::Welcome(_)))));
-    stream
 }
 
 fn next_error(stream: &mut UnixStream) -> (Option<u64>, ControlError) {

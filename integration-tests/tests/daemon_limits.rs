@@ -8,7 +8,7 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use wf_integration_tests::daemon::{eventually, Daemon};
+use wf_integration_tests::daemon::{eventually, frame, raw_session, Daemon};
 use wf_integration_tests::{require_root, PluginDir};
 use wf_protocol::control::{
     read_server_message, Call, ListArgs, LogsArgs, ManifestSource, ServerMessage, StartArgs, SubscribeEventsArgs,
@@ -81,18 +81,6 @@ fn first_line(child: &mut Child) -> Value {
         let _ = std::io::Read::read_to_string(child.stderr.as_mut().expect("piped stderr"), &mut stderr);
         panic!("python peer printed {line:?}; stderr: {stderr}")
     })
-}
-
-fn frame(body: &[u8]) -> Vec<u8> {
-    [(body.len() as u32).to_be_bytes().as_slice(), body].concat()
-}
-
-fn raw_session(daemon: &Daemon) -> UnixStream {
-    let mut stream = UnixStream::connect(daemon.socket()).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    stream.write_all(&frame(br#"{"type":"hello","protocol":1,"client":"raw"}"#)).expect("hello");
-    assert!(matches!(read_server_message(&mut stream), Ok(Some(ServerMessage::Welcome(_)))));
-    stream
 }
 
 fn request(stream: &mut UnixStream, id: u64, verb: &str, args: Value) {

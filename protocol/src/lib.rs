@@ -21,6 +21,7 @@ mod error;
 mod message;
 mod scan;
 mod strict_value;
+pub use strict_value::parse_strict;
 
 pub use blocking::{read_message, write_message, write_message_with_limit};
 pub use codec::{decode_body, encode, encode_with_limit};

@@ -9,6 +9,12 @@ pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<
     StrictValue::deserialize(deserializer).map(|strict| strict.0)
 }
 
+/// `text` as a JSON value, refusing duplicate object keys at any depth; serde_json's message
+/// (with line and column) for why not.
+pub fn parse_strict(text: &str) -> Result<Value, serde_json::Error> {
+    serde_json::from_str::<StrictValue>(text).map(|strict| strict.0)
+}
+
 struct StrictValue(Value);
 
 impl<'de> Deserialize<'de> for StrictValue {
