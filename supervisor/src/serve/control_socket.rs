@@ -1,7 +1,7 @@
 //! The daemon's listening socket: a private directory, one daemon per socket, no stale file,
 //! and never a moment where the socket is more open than the policy says.
 //!
-//! - A missing directory is created `0700` (`0750`, group = the policy's `socket_group`, when
+//! - A missing directory is created `0700` (`0710`, group = the policy's `socket_group`, when
 //!   the socket is shared with a group). An existing directory is never changed (it may be
 //!   `/run` itself), except the project's own `/run/wfsandbox`: it must be a real directory
 //!   owned by root, writable by nobody else and closed to "other", or the daemon refuses to
@@ -174,7 +174,8 @@ fn check_directory_is_ours(dir: &Path) -> Result<(), ControlSocketError> {
 }
 
 fn set_directory_access(dir: &Path, group: Option<u32>) -> Result<(), ControlSocketError> {
-    let mode = if group.is_some() { 0o750 } else { 0o700 };
+    // The group only needs to reach the socket, not to list what else is there.
+    let mode = if group.is_some() { 0o710 } else { 0o700 };
     std::os::unix::fs::chown(dir, Some(0), Some(group.unwrap_or(0))).map_err(dir_err(dir, "chown"))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(dir_err(dir, "chmod"))
 }
@@ -265,6 +266,21 @@ mod tests {
         let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o7777;
         assert_eq!(mode(&path), 0o600);
         assert_eq!(mode(path.parent().unwrap()), 0o700);
+    }
+
+    #[test]
+    fn a_group_shared_socket_gets_a_directory_the_group_can_pass_but_not_list() {
+        if !is_root() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run/control.sock");
+        let shared = AuthenticationPolicy { socket_mode: "0660".into(), socket_group: Some(4242), ..policy() };
+        let _socket = ControlSocket::claim(&path, &shared).expect("claim");
+        let meta = |p: &Path| std::fs::metadata(p).unwrap();
+        assert_eq!((meta(&path).mode() & 0o7777, meta(&path).gid()), (0o660, 4242));
+        let parent = meta(path.parent().unwrap());
+        assert_eq!((parent.mode() & 0o7777, parent.gid()), (0o710, 4242));
     }
 
     #[test]
