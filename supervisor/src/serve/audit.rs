@@ -1,15 +1,12 @@
 //! The daemon's audit trail: every security-relevant event goes to the hash-chained audit log
 //! (policy `audit`), or nowhere when the policy turns auditing off.
 //!
-//! Hellos refused because the peer is backing off are not written one by one (a spammer would
-//! cost one record per attempt): the denial that started the back-off is recorded (with its
-//! `retry_after_ms`), the refusals during it are counted per uid, and the peer's next auth
-//! record carries the count as `refused_during_backoff`. A back-off period costs O(1) records.
+//! What is only counted rather than written one by one, and why, is in [`super::audit_tally`].
 
+use super::audit_tally::AuthTally;
 use crate::audit_log::{AuditLog, AuditLogError};
-use crate::auth::{AuditSink, AuthEvent, Reason};
+use crate::auth::{AuditSink, AuthEvent};
 use crate::clock::Clock;
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,40 +14,14 @@ use wf_policy::SecurityPolicy;
 
 /// `rotate_size_mb` counts mebibytes.
 const BYTES_PER_MB: u64 = 1024 * 1024;
-/// Uids whose back-off refusals are counted at once; refusals of further uids are written.
-const MAX_TALLIED_PEERS: usize = 4096;
 
 pub struct AuditTrail {
     log: Option<AuditLog>,
     warned: AtomicBool,
-    backoff_refusals: Mutex<BackoffTally>,
+    tally: Mutex<AuthTally>,
 }
 
 /// Back-off refusals not yet written, per peer uid.
-#[derive(Debug, Default)]
-pub struct BackoffTally {
-    refused: HashMap<u32, u64>,
-}
-
-impl BackoffTally {
-    /// Whether `event` is written: a back-off refusal is only counted (`None`); any other event
-    /// is returned as JSON, with the peer's count of refusals since its last record.
-    pub fn admit(&mut self, event: &AuthEvent) -> Option<serde_json::Value> {
-        let uid = event.peer.uid;
-        let room = self.refused.len() < MAX_TALLIED_PEERS || self.refused.contains_key(&uid);
-        if event.reason == Reason::Backoff && room {
-            let count = self.refused.entry(uid).or_default();
-            *count = count.saturating_add(1);
-            return None;
-        }
-        let mut value = serde_json::to_value(event).ok()?;
-        if let Some(count) = self.refused.remove(&uid) {
-            value["refused_during_backoff"] = serde_json::json!(count);
-        }
-        Some(value)
-    }
-}
-
 impl AuditTrail {
     /// Open the log the policy names, or a trail that records nothing when auditing is off.
     pub fn from_policy(policy: &SecurityPolicy, clock: impl Clock + 'static) -> Result<Self, AuditLogError> {
@@ -61,7 +32,7 @@ impl AuditTrail {
         } else {
             None
         };
-        Ok(Self { log, warned: AtomicBool::new(false), backoff_refusals: Mutex::default() })
+        Ok(Self { log, warned: AtomicBool::new(false), tally: Mutex::default() })
     }
 
     /// Append one record. A failing log is reported once on the daemon's log; the event itself
@@ -73,6 +44,19 @@ impl AuditTrail {
         }
     }
 
+    /// Writes the counts of refusals not yet on record (periodically, and before
+    /// `daemon_stop`), so a peer that never comes back is still accounted for.
+    pub fn flush_tallies(&self) {
+        let pending = self.tally().drain();
+        for event in pending {
+            self.record("auth_tally", event);
+        }
+    }
+
+    fn tally(&self) -> std::sync::MutexGuard<'_, AuthTally> {
+        self.tally.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn report_failure(&self, error: &dyn std::error::Error) {
         if !self.warned.swap(true, Ordering::Relaxed) {
             tracing::error!(%error, "writing the audit log failed; further failures are not reported");
@@ -82,7 +66,7 @@ impl AuditTrail {
 
 impl AuditSink for AuditTrail {
     fn record(&self, event: AuthEvent) {
-        let admitted = self.backoff_refusals.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).admit(&event);
+        let admitted = self.tally().admit(&event);
         if let Some(value) = admitted {
             self.record("auth", value);
         }
@@ -146,32 +130,6 @@ mod tests {
         );
         let report = verify(std::slice::from_ref(&path));
         assert_eq!((report.status, report.records, report.last_seq), (Status::Intact, 3, Some(3)), "{report}");
-    }
-
-    #[test]
-    fn back_off_refusals_are_counted_into_the_peers_next_record() {
-        let mut tally = BackoffTally::default();
-        let backing_off = AuthEvent { reason: Reason::Backoff, retry_after_ms: Some(100), ..denied_stranger() };
-        for _ in 0..30_000 {
-            assert_eq!(tally.admit(&backing_off), None, "not one record per refused attempt");
-        }
-        let other_peer = AuthEvent { peer: PeerCred { pid: 8, uid: 99, gid: 99 }, ..denied_stranger() };
-        assert_eq!(tally.admit(&other_peer).map(|v| v.get("refused_during_backoff").is_some()), Some(false));
-        let next = tally.admit(&denied_stranger()).expect("written");
-        assert_eq!(next["refused_during_backoff"], json!(30_000));
-        assert_eq!(tally.admit(&denied_stranger()).map(|v| v.get("refused_during_backoff").is_some()), Some(false));
-    }
-
-    #[test]
-    fn the_tally_is_bounded_and_then_writes_refusals_out() {
-        let mut tally = BackoffTally::default();
-        let refusal =
-            |uid| AuthEvent { peer: PeerCred { pid: 1, uid, gid: uid }, reason: Reason::Backoff, ..denied_stranger() };
-        for uid in 0..MAX_TALLIED_PEERS as u32 {
-            assert_eq!(tally.admit(&refusal(uid)), None);
-        }
-        assert!(tally.admit(&refusal(u32::MAX)).is_some(), "a full tally records instead of growing");
-        assert_eq!(tally.refused.len(), MAX_TALLIED_PEERS);
     }
 
     #[test]

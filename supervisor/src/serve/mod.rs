@@ -19,6 +19,7 @@
 //! cgroup a dead one left.
 
 mod audit;
+mod audit_tally;
 mod broker;
 mod connection;
 pub mod control_socket;
@@ -145,6 +146,7 @@ fn run(socket_path: &Path, policy_path: Option<&Path>, state_dir: &Path) -> Resu
     // kills and removes whatever is left, then exits.
     runtime.shutdown_timeout(CONNECTION_DRAIN);
     reap_launcher(launcher_pid);
+    audit.flush_tallies();
     audit.record("daemon_stop", serde_json::json!({ "error": served.as_ref().err().map(ToString::to_string) }));
     served
 }
@@ -258,6 +260,7 @@ async fn sweep_sessions(daemon: Arc<Daemon>) {
     let mut tick = tokio::time::interval(SESSION_SWEEP);
     loop {
         tick.tick().await;
+        daemon.audit.flush_tallies();
         for session in daemon.auth.sweep_expired() {
             let why = wf_protocol::control::ControlError::SessionExpired { message: "idle for too long".into() };
             daemon.sessions.revoke(&session.id, why);
