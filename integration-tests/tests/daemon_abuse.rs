@@ -144,3 +144,41 @@ fn a_peer_spamming_refused_hellos_costs_a_few_audit_records_not_one_per_attempt(
     let counted: u64 = auth_records.iter().filter_map(|r| r["event"]["refused_during_backoff"].as_u64()).sum();
     assert!(counted > 0, "the refusals during back-off are counted into a later record");
 }
+
+fn auth_records(daemon: &Daemon) -> Vec<Value> {
+    let text = std::fs::read_to_string(daemon.audit_path()).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| r["kind"] == "auth")
+        .map(|r| r["event"].clone())
+        .collect()
+}
+
+#[test]
+fn a_request_flood_costs_a_few_audit_records_and_every_request_is_still_accounted_for() {
+    require_root();
+    let daemon = Daemon::start_with_policy(json!({ "authentication": {
+        "rate_limit": { "requests_per_second": 20, "burst": 20 }
+    }}));
+    let mut conn = daemon.connect();
+    let (mut granted, mut refused) = (0u64, 0u64);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(2) {
+        match conn.call(Call::List(Default::default())) {
+            Ok(_) => granted += 1,
+            Err(_) => refused += 1,
+        }
+    }
+    assert!(granted >= 20 && refused > 100, "the flood was over the rate limit: {granted} granted, {refused} refused");
+    drop(conn);
+    let ended = |r: &Value| r["stage"] == "session" && r.get("read_requests_granted").is_some();
+    assert!(eventually(Duration::from_secs(5), || auth_records(&daemon).iter().any(ended)), "the session's end record");
+    let records = auth_records(&daemon);
+    let requests = records.iter().filter(|r| r["stage"] == "request").count();
+    assert!(requests <= 4, "{requests} request records for {} requests", granted + refused);
+    let end = records.iter().find(|r| ended(r)).expect("end record");
+    // Denials are written (one record each) or counted into a later record of the session.
+    let counted: u64 = records.iter().filter_map(|r| r["denied_requests_not_written"].as_u64()).sum();
+    assert_eq!(end["read_requests_granted"].as_u64(), Some(granted), "{end}");
+    assert_eq!(counted + requests as u64, refused, "every refusal is on record, written or counted");
+}
