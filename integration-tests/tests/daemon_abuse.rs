@@ -182,3 +182,18 @@ fn a_request_flood_costs_a_few_audit_records_and_every_request_is_still_accounte
     assert_eq!(end["read_requests_granted"].as_u64(), Some(granted), "{end}");
     assert_eq!(counted + requests as u64, refused, "every refusal is on record, written or counted");
 }
+
+#[test]
+fn a_restart_the_policy_now_refuses_leaves_the_running_plugin_running() {
+    require_root();
+    let daemon = Daemon::start();
+    let manifest = json!({ "permissions": { "resources": { "memory": { "max_mb": 100 } } } });
+    let plugin = PluginDir::daemon_probe("steady", &["sleep", "30"], manifest);
+    let Ok(Reply::Start(started)) = daemon.call(start_path(&plugin)) else { panic!("start") };
+    let path = tightened_policy(&daemon);
+    daemon.call(Call::ReloadPolicy(ReloadPolicyArgs { path: Some(path.display().to_string()) })).expect("reload");
+    let refused = daemon.call(Call::Restart(NameArgs { name: "steady".into() }));
+    assert!(matches!(refused, Err(ref e) if e.exit_code() == wf_protocol::control::EXIT_INVALID), "{refused:?}");
+    let after = status(&daemon, "steady");
+    assert_eq!((after.plugin.state, after.plugin.pid), (PluginState::Running, started.pid), "{after:?}");
+}

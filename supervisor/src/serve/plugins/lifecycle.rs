@@ -65,6 +65,9 @@ impl Daemon {
         let lock = self.op_lock(name)?;
         let _op = lock.lock().await;
         let state = self.table().registry.get(name).map_err(|e| registry_error(&e))?.state();
+        // A restart the policy in force would refuse leaves the running plugin alone.
+        let input = self.table().record(name)?.manifest.clone();
+        check_manifest(input, &self.policy().policy)?;
         if matches!(state, PluginState::Running | PluginState::Exited | PluginState::Crashed) {
             self.stop_locked(name, None).await?;
         }
