@@ -219,3 +219,112 @@ fn the_daemon_refuses_a_socket_below_a_directory_another_user_owns() {
     assert!(stderr.contains("not trusted") && stderr.contains("owned by uid"), "{stderr}");
     assert!(!Path::new(&user_owned.join("run/control.sock")).exists());
 }
+
+#[test]
+fn an_inline_plugin_dir_a_reader_cannot_see_gets_one_answer_whether_it_exists_or_not() {
+    require_root();
+    let daemon = shared_daemon(json!({ "read_only_uids": [READER] }));
+    let secret = daemon.dir().join("secret");
+    std::fs::create_dir_all(secret.join("sub")).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let document = json!({ "name": "probe", "version": "1.0.0", "entry_point": "probe" });
+    let inline = |dir: &Path| json!({ "manifest": { "inline": { "document": document, "plugin_dir": dir } } });
+    let existing = call_as(READER, &daemon, "validate", inline(&secret.join("sub")));
+    let missing = call_as(READER, &daemon, "validate", inline(&secret.join("nosuchdir")));
+    assert_eq!(existing["error"]["code"], "not_authorised", "{existing}");
+    assert_eq!(existing["error"], missing["error"], "one answer whether the directory exists or not");
+
+    // A directory the reader can search and read itself is still its to name.
+    let open = daemon.dir().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let allowed = call_as(READER, &daemon, "validate", inline(&open));
+    assert_ne!(allowed["error"]["code"], "not_authorised", "{allowed}");
+}
+
+/// As `uid`, swap `base/a` (the peer's directory) with `base/b` (its symlink to a root-only
+/// directory) as fast as it can while sending `verb` of `base/a/manifest.json` for `secs`; the
+/// replies as a tally of `ok`, error codes and `leak` (a reply naming the secret's keys).
+fn race(uid: u32, daemon: &Daemon, verb: &str, base: &Path, secs: f64) -> Value {
+    let code = r#"
+import ctypes, json, socket, struct, sys, threading, time
+def send(s, m):
+    b = json.dumps(m).encode(); s.sendall(struct.pack(">I", len(b)) + b)
+def recv(s):
+    h = b""
+    while len(h) < 4: h += s.recv(4 - len(h))
+    n = struct.unpack(">I", h)[0]; b = b""
+    while len(b) < n: b += s.recv(n - len(b))
+    return json.loads(b)
+sock, verb, base, secs = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+libc = ctypes.CDLL(None, use_errno=True)
+nr = {"x86_64": 316, "aarch64": 276}[__import__("os").uname().machine]
+a, b = (base + "/a").encode(), (base + "/b").encode()
+stop = False
+def flip():
+    while not stop: libc.syscall(nr, -100, a, -100, b, 2)
+threading.Thread(target=flip, daemon=True).start()
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.connect(sock)
+send(s, {"type": "hello", "protocol": 1, "client": "race-test"}); recv(s)
+tally = {}; i = 0; end = time.time() + secs
+while time.time() < end:
+    i += 1
+    send(s, {"type": "request", "id": i, "verb": verb, "args": {"manifest": {"path": base + "/a/manifest.json"}}})
+    r = recv(s); text = json.dumps(r)
+    k = "leak" if ("db_password" in text or "secretplugin" in text) else (r.get("error") or {}).get("code", "ok")
+    tally[k] = tally.get(k, 0) + 1
+    if k == "rate_limited": time.sleep(0.05)
+stop = True
+print(json.dumps(tally))
+"#;
+    let output = Command::new("python3")
+        .args(["-c", code])
+        .arg(daemon.socket())
+        .arg(verb)
+        .arg(base)
+        .arg(secs.to_string())
+        .uid(uid)
+        .gid(SOCKET_GROUP)
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|_| panic!("race client: {stdout}\n{}", String::from_utf8_lossy(&output.stderr)))
+}
+
+/// A peer's directory at the checked path, exchanged with its symlink to `secret`.
+fn racing_dirs(daemon: &Daemon, owner: u32, secret: &Path) -> std::path::PathBuf {
+    let base = daemon.dir().join(format!("race-{owner}"));
+    std::fs::create_dir_all(base.join("a")).unwrap();
+    std::fs::write(base.join("a/manifest.json"), br#"{"name":"mine","version":"1.0.0","entry_point":"probe"}"#)
+        .unwrap();
+    std::fs::set_permissions(base.join("a/manifest.json"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::os::unix::fs::symlink(secret, base.join("b")).unwrap();
+    for entry in [base.clone(), base.join("a"), base.join("a/manifest.json"), base.join("b")] {
+        std::os::unix::fs::lchown(&entry, Some(owner), Some(owner)).unwrap();
+    }
+    base
+}
+
+#[test]
+fn swapping_a_checked_directory_for_a_symlink_never_makes_the_daemon_read_behind_it() {
+    require_root();
+    let daemon = shared_daemon(json!({ "read_only_uids": [READER], "allowed_uids": [0, CONTROLLER] }));
+    let secret = daemon.dir().join("secret");
+    std::fs::create_dir(&secret).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let manifest = secret.join("manifest.json");
+    std::fs::write(&manifest, br#"{"name":"secretplugin","version":"1.0.0","entry_point":"probe","db_password":"x"}"#)
+        .unwrap();
+    std::fs::set_permissions(&manifest, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(secret.join("probe"), b"").unwrap();
+
+    let tally = race(READER, &daemon, "validate", &racing_dirs(&daemon, READER, &secret), 1.0);
+    eprintln!("validate race: {tally}");
+    assert!(tally.get("leak").is_none(), "validate read the root-only manifest: {tally}");
+    let tally = race(CONTROLLER, &daemon, "load", &racing_dirs(&daemon, CONTROLLER, &secret), 1.0);
+    eprintln!("load race: {tally}");
+    assert!(tally.get("leak").is_none(), "load registered the root-only manifest: {tally}");
+    let Ok(Reply::List(list)) = daemon.call(Call::List(ListArgs {})) else { panic!("list:\n{}", daemon.log()) };
+    assert!(list.plugins.iter().all(|p| p.name != "secretplugin"), "{list:?}");
+}

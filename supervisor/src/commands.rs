@@ -104,10 +104,69 @@ pub fn load_spec(manifest_path: &Path, policy: &SecurityPolicy) -> Result<Sandbo
         .map_err(|problems| LoadError::Manifest { path: manifest_path.to_owned(), problems })
 }
 
-/// A manifest file's bytes and its plugin directory (canonical).
+/// A manifest file's bytes and its plugin directory (canonical), for the one-shot commands:
+/// the path may be relative and its directories symlinks (whoever runs the command chose
+/// it), but not the manifest itself. One lookup decides both: the directory is opened first,
+/// the file is opened in it (`O_NOFOLLOW`), its bytes are read through that fd and the plugin
+/// directory is the opened directory's own path.
 pub fn read_manifest(manifest_path: &Path) -> Result<(Vec<u8>, PathBuf), LoadError> {
-    let bytes = read_capped(manifest_path)?;
-    let plugin_dir = plugin_dir_of(manifest_path)?;
+    let read_err = |source| LoadError::Read { path: manifest_path.to_owned(), source };
+    let parent = match manifest_path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let Some(name) = manifest_path.file_name() else {
+        return Err(LoadError::NotAFile { path: manifest_path.to_owned() });
+    };
+    let dir = std::os::unix::fs::OpenOptionsExt::custom_flags(
+        std::fs::OpenOptions::new().read(true),
+        libc::O_PATH | libc::O_DIRECTORY,
+    )
+    .open(parent)
+    .map_err(|source| LoadError::Read { path: parent.to_owned(), source })?;
+    let dir = std::os::fd::OwnedFd::from(dir);
+    let fd =
+        crate::host_path::open_beneath(&dir, Path::new(name), libc::O_PATH | libc::O_NOFOLLOW, false).map_err(|e| {
+            match e {
+                crate::host_path::HostPathError::Io { source, .. } => read_err(source),
+                other => read_err(std::io::Error::other(other.to_string())),
+            }
+        })?;
+    let st = nix::sys::stat::fstat(&fd).map_err(|e| read_err(e.into()))?;
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG => {}
+        libc::S_IFLNK => return Err(LoadError::SymlinkedManifest { path: manifest_path.to_owned() }),
+        _ => return Err(LoadError::NotAFile { path: manifest_path.to_owned() }),
+    }
+    let file = trusted_path::reopen_for_reading(&fd, manifest_path).map_err(|e| match e {
+        trusted_path::TrustError::Io { source, .. } => read_err(source),
+        other => read_err(std::io::Error::other(other.to_string())),
+    })?;
+    let bytes = read_at_most(manifest_path, file)?;
+    let plugin_dir =
+        trusted_path::path_of_fd(&dir).map_err(|source| LoadError::Read { path: parent.to_owned(), source })?;
+    Ok((bytes, plugin_dir))
+}
+
+/// A manifest file named to the daemon (an absolute path), read for `peer` (`None`: root) in
+/// one walk that never follows a symlink ([`trusted_path::walk_as`]): the walk decides whether
+/// the peer could read it, the bytes are read through the checked file's fd, and the plugin
+/// directory is the checked directory as its fd names it. Nothing looks the path up again.
+pub fn read_manifest_as(manifest_path: &Path, peer: Option<u32>) -> Result<(Vec<u8>, PathBuf), LoadError> {
+    let walked = trusted_path::walk_as(manifest_path, peer, trusted_path::Expect::File).map_err(|e| match e {
+        trusted_path::TrustError::Symlink { path } if path == manifest_path => LoadError::SymlinkedManifest { path },
+        trusted_path::TrustError::WrongType { path, .. } if path == manifest_path => LoadError::NotAFile { path },
+        trusted_path::TrustError::Io { path, source, .. } => LoadError::Read { path, source },
+        other => LoadError::Read { path: manifest_path.to_owned(), source: std::io::Error::other(other.to_string()) },
+    })?;
+    let file = trusted_path::reopen_for_reading(&walked.target, manifest_path).map_err(|e| match e {
+        trusted_path::TrustError::Io { source, .. } => LoadError::Read { path: manifest_path.to_owned(), source },
+        other => LoadError::Read { path: manifest_path.to_owned(), source: std::io::Error::other(other.to_string()) },
+    })?;
+    let bytes = read_at_most(manifest_path, file)?;
+    let Some(parent) = walked.parent else { return Err(LoadError::NotAFile { path: manifest_path.to_owned() }) };
+    let plugin_dir = trusted_path::path_of_fd(&parent)
+        .map_err(|source| LoadError::Read { path: manifest_path.to_owned(), source })?;
     Ok((bytes, plugin_dir))
 }
 
@@ -119,22 +178,6 @@ pub fn spec_from_bytes(
 ) -> Result<SandboxSpec, wf_policy::Problems> {
     let manifest = wf_policy::load_manifest(bytes, policy)?;
     wf_policy::derive_spec(&manifest, plugin_dir, policy)
-}
-
-/// The plugin directory is the directory the manifest was named in. A symlinked
-/// manifest is refused: it would let a plugin package choose any host directory to be
-/// bound into its sandbox as its own.
-pub fn plugin_dir_of(manifest_path: &Path) -> Result<PathBuf, LoadError> {
-    let meta = std::fs::symlink_metadata(manifest_path)
-        .map_err(|source| LoadError::Read { path: manifest_path.to_owned(), source })?;
-    if meta.file_type().is_symlink() {
-        return Err(LoadError::SymlinkedManifest { path: manifest_path.to_owned() });
-    }
-    let parent = match manifest_path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::canonicalize(&parent).map_err(|source| LoadError::Read { path: parent, source })
 }
 
 /// Print an error that may quote the (untrusted) manifest, one escaped line at a time.

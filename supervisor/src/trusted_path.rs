@@ -47,6 +47,8 @@ pub enum TrustError {
     Writable { path: PathBuf, mode: u32 },
     #[error("{path}: others may write to it (sticky) and its entry {entry} is owned by uid {uid}, who could swap it")]
     SwappableEntry { path: PathBuf, entry: PathBuf, uid: u32 },
+    #[error("{path}: the peer could not read or search it itself")]
+    PeerCannotRead { path: PathBuf },
 }
 
 /// Check `path` under the rules above; the `O_PATH` fd of the final object and its stat.
@@ -101,26 +103,110 @@ pub fn reopen_for_reading(fd: &OwnedFd, path: &Path) -> Result<File, TrustError>
     Ok(unsafe { File::from_raw_fd(raw) })
 }
 
-/// Whether a peer with `uid` could itself open `path` for reading, judged by owner and "other"
-/// bits only (group membership is not known from the socket): every ancestor owned by the peer
-/// or searchable by others, the file owned by the peer or readable by others. Any failure on the
-/// way, a symlink included, answers `false`, so the answer says nothing about existence.
-pub fn peer_could_read(path: &Path, uid: u32) -> bool {
-    let Ok(names) = components(path) else { return false };
-    let root = Path::new("/");
-    let Ok(mut fd) = open_path_nofollow(root) else { return false };
+/// What one walk of a path found: the `O_PATH` fds of the final object and of the directory
+/// that holds it (`None` only for `/`), and the final object's stat. Whoever reads or names what
+/// the walk checked goes through these fds, never through the path again: a component swapped
+/// after the walk (a directory exchanged with a symlink, `renameat2(RENAME_EXCHANGE)`) changes
+/// nothing for the daemon.
+#[derive(Debug)]
+pub struct Walked {
+    pub parent: Option<OwnedFd>,
+    pub target: OwnedFd,
+    pub stat: FileStat,
+}
+
+/// Walk `path` from `/` one component at a time, never following a symlink in any component
+/// (nor `..`), and check on each fd what the reader could do: for `Some(uid)` (a non-root peer)
+/// every ancestor must be searchable by the peer and the final object readable by it (a
+/// directory also searchable); for `None` (root) only the types are checked. The final object
+/// must be `expect`. See `peer_may` for how the peer's rights are judged.
+pub fn walk_as(path: &Path, peer: Option<u32>, expect: Expect) -> Result<Walked, TrustError> {
+    let names = components(path)?;
+    let mut at = PathBuf::from("/");
+    let mut fd = open_path_nofollow(&at).map_err(|e| io_error(&at, "open(O_PATH)", e))?;
+    let mut parent = None;
     for name in names {
-        let Ok(st) = fstat(&fd) else { return false };
-        if !is_dir(&st) || (st.st_uid != uid && st.st_mode & 0o001 == 0) {
-            return false;
+        let st = stat(&fd, &at)?;
+        if type_of(&st) == "a symlink" {
+            return Err(TrustError::Symlink { path: at });
         }
-        match open_beneath(&fd, Path::new(name), libc::O_PATH | libc::O_NOFOLLOW, true) {
-            Ok(child) => fd = child,
-            Err(_) => return false,
+        if !is_dir(&st) {
+            return Err(TrustError::WrongType { path: at, found: type_of(&st), expected: "a directory" });
+        }
+        if let Some(uid) = peer {
+            if !peer_may(&fd, &st, uid, 0o1) {
+                return Err(TrustError::PeerCannotRead { path: at });
+            }
+        }
+        let child_path = at.join(name);
+        let child = open_beneath(&fd, Path::new(name), libc::O_PATH | libc::O_NOFOLLOW, true)
+            .map_err(|e| io_error(&child_path, "openat(O_PATH|O_NOFOLLOW)", e))?;
+        parent = Some(std::mem::replace(&mut fd, child));
+        at = child_path;
+    }
+    let st = stat(&fd, &at)?;
+    if type_of(&st) == "a symlink" {
+        return Err(TrustError::Symlink { path: at });
+    }
+    let (ok, expected, needs) = match expect {
+        Expect::File => (type_of(&st) == "a regular file", "a regular file", 0o4),
+        Expect::Directory => (is_dir(&st), "a directory", 0o5),
+    };
+    if !ok {
+        return Err(TrustError::WrongType { path: at, found: type_of(&st), expected });
+    }
+    if let Some(uid) = peer {
+        if !peer_may(&fd, &st, uid, needs) {
+            return Err(TrustError::PeerCannotRead { path: at });
         }
     }
-    let Ok(st) = fstat(&fd) else { return false };
-    type_of(&st) == "a regular file" && (st.st_uid == uid || st.st_mode & 0o004 != 0)
+    Ok(Walked { parent, target: fd, stat: st })
+}
+
+/// The path an fd names now, as the kernel resolves it (`readlink /proc/self/fd/N`): for a
+/// walked directory, the directory that was checked, wherever its name is.
+pub fn path_of_fd(fd: &OwnedFd) -> io::Result<PathBuf> {
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
+    if !link.is_absolute() || link.as_os_str().as_bytes().ends_with(b" (deleted)") {
+        return Err(io::Error::new(io::ErrorKind::NotFound, "the checked directory is gone"));
+    }
+    Ok(link)
+}
+
+/// Whether a peer with `uid` may do `want` (bits of `0o7`: read 4, write 2, search 1) on the
+/// object `fd` names. The owner class decides if the peer owns it. Otherwise the peer's groups
+/// are not all known (the socket tells the primary gid only, not the supplementary ones), and
+/// the kernel uses the group class for a member and the other class for anyone else: so both
+/// must grant. An object with a POSIX ACL is refused: its rights cannot be judged from the mode.
+/// The approximation only ever refuses: a file readable by the peer only through a group (a
+/// `0640` file of its group) is refused, one it cannot read is never read for it.
+fn peer_may(fd: &OwnedFd, st: &FileStat, uid: u32, want: u32) -> bool {
+    let granted = if st.st_uid == uid { (st.st_mode >> 6) & 0o7 } else { (st.st_mode >> 3) & st.st_mode & 0o7 };
+    granted & want == want && !has_posix_acl(fd)
+}
+
+/// Whether the object carries an access ACL (`system.posix_acl_access`); an error other than
+/// "no such attribute" or "not supported" counts as having one.
+fn has_posix_acl(fd: &OwnedFd) -> bool {
+    // getxattr through the magic link: fgetxattr does not take an O_PATH fd.
+    let proc_path = format!("/proc/self/fd/{}\0", fd.as_raw_fd());
+    // SAFETY: NUL-terminated strings; a zero-sized query writes nothing.
+    let n = unsafe {
+        libc::getxattr(proc_path.as_ptr().cast(), c"system.posix_acl_access".as_ptr(), std::ptr::null_mut(), 0)
+    };
+    if n >= 0 {
+        return true;
+    }
+    let errno = io::Error::last_os_error().raw_os_error();
+    !matches!(errno, Some(libc::ENODATA) | Some(libc::EOPNOTSUPP))
+}
+
+/// Whether a peer with `uid` could itself open `path` for reading ([`walk_as`] for a regular
+/// file). Any failure on the way, a symlink included, answers `false`, so the answer says
+/// nothing about existence. Only a yes/no: whoever then reads must use a [`walk_as`] of its
+/// own and read through its fds, or the path may name something else by then.
+pub fn peer_could_read(path: &Path, uid: u32) -> bool {
+    walk_as(path, Some(uid), Expect::File).is_ok()
 }
 
 fn components(path: &Path) -> Result<Vec<&OsStr>, TrustError> {

@@ -16,10 +16,7 @@ pub async fn call(daemon: &Arc<Daemon>, peer: PeerCred, call: Call) -> Result<Re
         Call::Load(args) => daemon.load_as(peer.uid, &args.manifest).map(Reply::Load),
         Call::Validate(args) => daemon.validate_as(peer.uid, &args.manifest).map(Reply::Validate),
         Call::Start(StartArgs::Name(name)) => daemon.start(&name).await.map(Reply::Start),
-        Call::Start(StartArgs::Manifest(source)) => {
-            super::plugins::refuse_unreadable_path(peer.uid, &source)?;
-            daemon.start_manifest(&source).await.map(Reply::Start)
-        }
+        Call::Start(StartArgs::Manifest(source)) => daemon.start_manifest_as(peer.uid, &source).await.map(Reply::Start),
         Call::Stop(args) => daemon.stop(&args.name, args.grace_ms.map(Duration::from_millis)).await.map(Reply::Stop),
         Call::Restart(args) => daemon.restart(&args.name).await.map(Reply::Restart),
         Call::List(_) => Ok(Reply::List(daemon.list())),

@@ -12,7 +12,7 @@
 use super::super::daemon::{shutting_down, ActivePolicy, Daemon};
 use super::super::violations::truncate_text;
 use super::wire_view::registry_error;
-use super::{check_manifest, instance_io, read_source, LiveInstance, ManifestInput, Phase};
+use super::{check_manifest, instance_io, LiveInstance, ManifestInput, Phase};
 use crate::daemon::{Exit, NextAction, PluginState, RestartTicket};
 use crate::launch_service::transport::InboundReply;
 use crate::launch_service::wire::{Reply, Request, UsageStats, WaitOutcome};
@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-use wf_protocol::control::{ControlError, ExitCause, ExitSummary, ManifestSource, PluginSummary, Violation};
+use wf_protocol::control::{ControlError, ExitCause, ExitSummary, PluginSummary, Violation};
 
 /// How long a killed plugin may take to be reaped and its cgroup removed.
 const KILL_WAIT: Duration = Duration::from_secs(10);
@@ -44,14 +44,6 @@ impl Daemon {
         let lock = self.op_lock(name)?;
         let _op = lock.lock().await;
         self.start_locked(name).await
-    }
-
-    /// `start` with a manifest: load it (replacing an idle plugin of that name), then start.
-    pub async fn start_manifest(self: &Arc<Self>, source: &ManifestSource) -> Result<PluginSummary, ControlError> {
-        let checked = check_manifest(read_source(source)?, &self.policy().policy)?;
-        let name = checked.spec.name.clone();
-        self.register(checked, true)?;
-        self.start(&name).await
     }
 
     pub async fn stop(self: &Arc<Self>, name: &str, grace: Option<Duration>) -> Result<PluginSummary, ControlError> {

@@ -14,7 +14,7 @@ use super::daemon::Daemon;
 use crate::clock::SystemClock;
 use crate::commands::{self, LoadError};
 use crate::daemon::{LogLimits, Registry, RestartRule, MAX_PLUGINS};
-use crate::trusted_path::peer_could_read;
+use crate::trusted_path::{path_of_fd, walk_as, Expect};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -110,29 +110,31 @@ pub struct CheckedManifest {
 }
 
 impl Daemon {
-    /// `load`: check the manifest and register the plugin as `validated`.
-    pub fn load(&self, source: &ManifestSource) -> Result<LoadResult, ControlError> {
-        let checked = check_manifest(read_source(source)?, &self.policy().policy)?;
+    /// `load`: check the manifest and register the plugin as `validated`. A manifest path (or
+    /// inline `plugin_dir`) a non-root peer could not read itself is refused ([`read_source_as`]).
+    pub fn load_as(&self, peer_uid: u32, source: &ManifestSource) -> Result<LoadResult, ControlError> {
+        let checked = check_manifest(read_source_as(peer_uid, source)?, &self.policy().policy)?;
         let plugin = self.register(checked, false)?;
         Ok(LoadResult { plugin, warnings: Vec::new() })
     }
 
-    /// `validate`: check only.
-    pub fn validate(&self, source: &ManifestSource) -> Result<ValidateResult, ControlError> {
-        let checked = check_manifest(read_source(source)?, &self.policy().policy)?;
+    /// `validate`: check only, under the same rule as [`Daemon::load_as`].
+    pub fn validate_as(&self, peer_uid: u32, source: &ManifestSource) -> Result<ValidateResult, ControlError> {
+        let checked = check_manifest(read_source_as(peer_uid, source)?, &self.policy().policy)?;
         Ok(ValidateResult { name: checked.spec.name, version: checked.spec.version, warnings: Vec::new() })
     }
 
-    /// `load` from a control peer: a manifest path the peer could not read itself is refused.
-    pub fn load_as(&self, peer_uid: u32, source: &ManifestSource) -> Result<LoadResult, ControlError> {
-        refuse_unreadable_path(peer_uid, source)?;
-        self.load(source)
-    }
-
-    /// `validate` from a control peer, under the same rule as [`Daemon::load_as`].
-    pub fn validate_as(&self, peer_uid: u32, source: &ManifestSource) -> Result<ValidateResult, ControlError> {
-        refuse_unreadable_path(peer_uid, source)?;
-        self.validate(source)
+    /// `start MANIFEST` for a peer: the manifest is read as [`Daemon::load_as`] reads it (one
+    /// walk checks and reads), registered (replacing an idle plugin of that name), then started.
+    pub async fn start_manifest_as(
+        self: &Arc<Self>,
+        peer_uid: u32,
+        source: &ManifestSource,
+    ) -> Result<PluginSummary, ControlError> {
+        let checked = check_manifest(read_source_as(peer_uid, source)?, &self.policy().policy)?;
+        let name = checked.spec.name.clone();
+        self.register(checked, true)?;
+        self.start(&name).await
     }
 
     /// Register a checked manifest. With `replace`, a loaded plugin of that name without a
@@ -204,15 +206,26 @@ impl Daemon {
     }
 }
 
-/// Read a manifest source into the bytes the daemon will keep.
-pub fn read_source(source: &ManifestSource) -> Result<ManifestInput, ControlError> {
+/// Read a manifest source for a peer. A manifest path is read in one walk that never follows a
+/// symlink ([`commands::read_manifest_as`]): the walk that decides whether the peer could read
+/// the file is the one whose fds the bytes and the plugin directory come from, so nothing
+/// swapped in after the check is read. For a non-root peer (the daemon reads as root) the path
+/// must be one the peer could read itself, and an inline manifest's `plugin_dir` a directory
+/// it could search and read itself; otherwise one `not_authorised` answer whether the path is
+/// missing, closed, a symlink or of the wrong type, so the answer is no oracle for what the peer
+/// cannot see. Root is allowed anything root can reach, without symlinks on the way.
+pub fn read_source_as(peer_uid: u32, source: &ManifestSource) -> Result<ManifestInput, ControlError> {
+    let peer = (peer_uid != 0).then_some(peer_uid);
     match source {
         ManifestSource::Path(path) => {
             let path = PathBuf::from(path);
             if !path.is_absolute() {
                 return Err(ControlError::bad_request("manifest path must be absolute"));
             }
-            let (bytes, plugin_dir) = commands::read_manifest(&path).map_err(|e| load_error(&e))?;
+            let (bytes, plugin_dir) = commands::read_manifest_as(&path, peer).map_err(|e| match peer {
+                Some(_) => unreadable_path(),
+                None => load_error(&e),
+            })?;
             let json = String::from_utf8(bytes).map_err(|_| invalid("", "the manifest is not valid UTF-8"))?;
             Ok(ManifestInput { json: json.into(), plugin_dir, path: Some(path) })
         }
@@ -221,27 +234,38 @@ pub fn read_source(source: &ManifestSource) -> Result<ManifestInput, ControlErro
             if !dir.is_absolute() {
                 return Err(ControlError::bad_request("plugin_dir must be absolute"));
             }
-            let plugin_dir =
-                std::fs::canonicalize(dir).map_err(|e| invalid("/plugin_dir", &format!("{plugin_dir}: {e}")))?;
+            let plugin_dir = match peer {
+                Some(uid) => walk_plugin_dir(dir, uid).ok_or_else(unreadable_plugin_dir)?,
+                None => {
+                    std::fs::canonicalize(dir).map_err(|e| invalid("/plugin_dir", &format!("{plugin_dir}: {e}")))?
+                }
+            };
             let json = serde_json::to_string(document).map_err(|e| invalid("", &e.to_string()))?;
             Ok(ManifestInput { json: json.into(), plugin_dir, path: None })
         }
     }
 }
 
-/// The daemon reads as root: for any other peer it reads only a file the peer could have read
-/// itself, and answers one error whether the file is missing, closed or not a file, so the
-/// answer is no oracle for what the peer cannot see. Checked before any open.
-pub fn refuse_unreadable_path(peer_uid: u32, source: &ManifestSource) -> Result<(), ControlError> {
-    match source {
-        ManifestSource::Path(path) if peer_uid != 0 && !peer_could_read(Path::new(path), peer_uid) => {
-            Err(ControlError::not_authorised(
-                "the manifest path is not one this peer could read itself (owned by it or readable by \
-                 others, in directories it can search); send the manifest inline instead",
-            ))
-        }
-        _ => Ok(()),
-    }
+/// An inline `plugin_dir` of a non-root peer: walked without symlinks, searchable and readable
+/// by the peer; the path of the directory checked.
+fn walk_plugin_dir(dir: &Path, uid: u32) -> Option<PathBuf> {
+    let walked = walk_as(dir, Some(uid), Expect::Directory).ok()?;
+    path_of_fd(&walked.target).ok()
+}
+
+fn unreadable_path() -> ControlError {
+    ControlError::not_authorised(
+        "the manifest path is not one this peer could read itself (its own, or readable by group and \
+         others alike, without an ACL, in directories it can search, no symlinks); send the \
+         manifest inline instead",
+    )
+}
+
+fn unreadable_plugin_dir() -> ControlError {
+    ControlError::not_authorised(
+        "plugin_dir is not a directory this peer could search and read itself (its own, or open to \
+         group and others alike, without an ACL, in directories it can search, no symlinks)",
+    )
 }
 
 /// Schema, semantic checks and ceilings of `policy`, then the spec derivation.
