@@ -188,6 +188,30 @@ pub fn raw_session(daemon: &Daemon) -> UnixStream {
     stream
 }
 
+/// Runs `python3 -c code ARGS...` as `uid`:`gid` and parses the one JSON document it prints.
+pub fn python_json_as(uid: u32, gid: u32, code: &str, args: &[&std::ffi::OsStr]) -> Value {
+    use std::os::unix::process::CommandExt;
+    let output = Command::new("python3").arg("-c").arg(code).args(args).uid(uid).gid(gid).output().expect("python3");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|_| panic!("python as uid {uid}: {stdout}\n{}", String::from_utf8_lossy(&output.stderr)))
+}
+
+/// Resident memory of `pid`, in KiB (0 if it is gone).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Open file descriptors of `pid` (0 if it is gone).
+pub fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+}
+
 /// Poll `check` every 20 ms until it holds or `limit` passes.
 pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;

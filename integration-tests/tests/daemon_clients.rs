@@ -5,10 +5,9 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::Duration;
-use wf_integration_tests::daemon::{eventually, frame, raw_session, Daemon};
+use wf_integration_tests::daemon::{eventually, fd_count, frame, python_json_as, raw_session, rss_kib, Daemon};
 use wf_integration_tests::{require_root, workspace_root, PluginDir};
 use wf_protocol::control::{
     read_server_message, Call, ClientError, ControlError, ListArgs, LogsArgs, ManifestSource, Reply, ServerMessage,
@@ -39,18 +38,8 @@ except w.WfsandboxError as e:
     out["connect"] = e.code
 print(json.dumps(out))
 "#;
-    let output = Command::new("python3")
-        .arg("-c")
-        .arg(code)
-        .arg(workspace_root().join("sdk/python"))
-        .arg(daemon.socket())
-        .uid(uid)
-        .gid(SOCKET_GROUP)
-        .output()
-        .expect("python3");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|_| panic!("python client: {stdout}\n{}", String::from_utf8_lossy(&output.stderr)))
+    let sdk = workspace_root().join("sdk/python");
+    python_json_as(uid, SOCKET_GROUP, code, &[sdk.as_os_str(), daemon.socket().as_os_str()])
 }
 
 #[test]
@@ -166,10 +155,6 @@ fn broken_frames_get_errors_and_never_disturb_other_clients() {
     good.call(Call::List(ListArgs {})).expect("and after");
 }
 
-fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
-}
-
 #[test]
 fn fifty_clients_times_a_thousand_requests_without_an_error_or_an_fd_leak() {
     require_root();
@@ -204,15 +189,6 @@ fn fifty_clients_times_a_thousand_requests_without_an_error_or_an_fd_leak() {
     assert!(errors.is_empty(), "{errors:?}");
     let settled = eventually(Duration::from_secs(5), || fd_count(daemon.pid()) <= fds_before);
     assert!(settled, "fds before {fds_before}, after {}", fd_count(daemon.pid()));
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use wf_integration_tests::daemon::{eventually, frame, raw_session, Daemon};
+use wf_integration_tests::daemon::{eventually, fd_count, frame, raw_session, rss_kib, Daemon};
 use wf_integration_tests::{require_root, PluginDir};
 use wf_protocol::control::{
     read_server_message, Call, ListArgs, LogsArgs, ManifestSource, ServerMessage, StartArgs, SubscribeEventsArgs,
@@ -86,19 +86,6 @@ fn first_line(child: &mut Child) -> Value {
 fn request(stream: &mut UnixStream, id: u64, verb: &str, args: Value) {
     let body = json!({ "type": "request", "id": id, "verb": verb, "args": args }).to_string();
     stream.write_all(&frame(body.as_bytes())).expect("send a request");
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
 }
 
 #[test]

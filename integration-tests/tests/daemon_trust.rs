@@ -8,7 +8,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use wf_integration_tests::daemon::Daemon;
+use wf_integration_tests::daemon::{python_json_as, Daemon};
 use wf_integration_tests::{require_root, wfsandbox};
 use wf_protocol::control::{Call, ClientError, ControlError, ListArgs, ReloadPolicyArgs, Reply};
 
@@ -33,18 +33,8 @@ send(s, {"type": "hello", "protocol": 1, "client": "trust-test"}); recv(s)
 send(s, {"type": "request", "id": 1, "verb": sys.argv[2], "args": json.loads(sys.argv[3])})
 print(json.dumps(recv(s)))
 "#;
-    let output = Command::new("python3")
-        .args(["-c", code])
-        .arg(daemon.socket())
-        .arg(verb)
-        .arg(args.to_string())
-        .uid(uid)
-        .gid(SOCKET_GROUP)
-        .output()
-        .expect("python3");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|_| panic!("python client: {stdout}\n{}", String::from_utf8_lossy(&output.stderr)))
+    let args = args.to_string();
+    python_json_as(uid, SOCKET_GROUP, code, &[daemon.socket().as_os_str(), verb.as_ref(), args.as_ref()])
 }
 
 /// A daemon a group of peers can reach: the test dir is opened for search (still root's).
@@ -277,19 +267,9 @@ while time.time() < end:
 stop = True
 print(json.dumps(tally))
 "#;
-    let output = Command::new("python3")
-        .args(["-c", code])
-        .arg(daemon.socket())
-        .arg(verb)
-        .arg(base)
-        .arg(secs.to_string())
-        .uid(uid)
-        .gid(SOCKET_GROUP)
-        .output()
-        .expect("python3");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|_| panic!("race client: {stdout}\n{}", String::from_utf8_lossy(&output.stderr)))
+    let secs = secs.to_string();
+    let args = [daemon.socket().into_os_string(), verb.into(), base.as_os_str().to_owned(), secs.into()];
+    python_json_as(uid, SOCKET_GROUP, code, &args.iter().map(|a| a.as_os_str()).collect::<Vec<_>>())
 }
 
 /// A peer's directory at the checked path, exchanged with its symlink to `secret`.
