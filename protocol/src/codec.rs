@@ -1,10 +1,10 @@
 //! Encoding a message into one frame and decoding one frame body into a message.
 
 use crate::error::ProtocolError;
-use crate::message::WireMessage;
+use crate::message::{EventRef, WireMessage};
 use crate::scan::check_structure;
 use crate::{effective_cap, DEFAULT_MAX_FRAME_BYTES, HEADER_LEN, MAX_JSON_DEPTH};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Encodes `msg` as one frame (header + body) under [`DEFAULT_MAX_FRAME_BYTES`].
@@ -15,6 +15,16 @@ pub fn encode<T: WireMessage>(msg: &T) -> Result<Vec<u8>, ProtocolError> {
 /// Encodes `msg` as one frame, refusing bodies larger than `max` or nested deeper than the
 /// decoder accepts, so that every frame this returns is accepted by a peer with the same cap.
 pub fn encode_with_limit<T: WireMessage>(msg: &T, max: u32) -> Result<Vec<u8>, ProtocolError> {
+    encode_serializable(msg, max)
+}
+
+/// Encodes one `event` frame from borrowed parts (what the broker shares between readers),
+/// under the same rules as [`encode_with_limit`].
+pub fn encode_event(topic: &str, payload: &Value, sender: &str, max: u32) -> Result<Vec<u8>, ProtocolError> {
+    encode_serializable(&EventRef::Event { topic, payload, sender }, max)
+}
+
+fn encode_serializable<T: Serialize>(msg: &T, max: u32) -> Result<Vec<u8>, ProtocolError> {
     let max = effective_cap(max);
     let body = serde_json::to_vec(msg).map_err(|e| ProtocolError::malformed(e.to_string()))?;
     let len = u32::try_from(body.len())

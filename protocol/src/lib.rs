@@ -24,10 +24,10 @@ mod strict_value;
 pub use strict_value::parse_strict;
 
 pub use blocking::{read_message, write_message, write_message_with_limit};
-pub use codec::{decode_body, encode, encode_with_limit};
+pub use codec::{decode_body, encode, encode_event, encode_with_limit};
 pub use decoder::FrameDecoder;
 pub use error::ProtocolError;
-pub use message::{PluginMessage, SupervisorMessage, WireMessage, PROTOCOL_VERSION};
+pub use message::{EventRef, PluginMessage, SupervisorMessage, WireMessage, PROTOCOL_VERSION};
 
 /// Size of the length prefix in bytes.
 pub const HEADER_LEN: usize = 4;

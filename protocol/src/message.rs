@@ -28,12 +28,17 @@ pub enum SupervisorMessage {
         payload: Value,
         sender: String,
     },
-    /// Reply to a [`PluginMessage::Publish`] the broker refused.
+    /// Reply to a [`PluginMessage::Publish`], [`PluginMessage::Subscribe`] or
+    /// [`PluginMessage::Unsubscribe`] the broker refused (for subscriptions, one per refused
+    /// topic).
     Denied { topic: String, reason: String },
+    /// Reply to every [`PluginMessage::Subscribe`] and [`PluginMessage::Unsubscribe`]: the
+    /// plugin's whole subscription set once the request has been applied, sorted.
+    Subscribed { topics: Vec<String> },
 }
 
 impl WireMessage for SupervisorMessage {
-    const TYPES: &'static [&'static str] = &["hello", "event", "denied"];
+    const TYPES: &'static [&'static str] = &["hello", "event", "denied", "subscribed"];
 }
 
 /// Plugin → supervisor.
@@ -45,11 +50,36 @@ pub enum PluginMessage {
         topic: String,
         #[serde(deserialize_with = "crate::strict_value::deserialize")]
         payload: Value,
+        /// A `sender` the plugin put in its publish. The broker never uses it (the sender of
+        /// a delivered event is the publishing connection's identity); it drops it and records
+        /// the attempt. Kept here only so that it can be reported.
+        #[serde(rename = "sender", default, skip_serializing_if = "Option::is_none")]
+        claimed_sender: Option<String>,
     },
+    /// Add topics (or `prefix.*` patterns) to the plugin's subscription set. Each must be
+    /// covered by the plugin's read grant; the rest are refused one by one.
+    Subscribe { topics: Vec<String> },
+    /// Remove topics (or patterns, compared literally) from the subscription set.
+    Unsubscribe { topics: Vec<String> },
+}
+
+impl PluginMessage {
+    /// A publish as an honest plugin sends it.
+    pub fn publish(topic: impl Into<String>, payload: Value) -> Self {
+        PluginMessage::Publish { topic: topic.into(), payload, claimed_sender: None }
+    }
 }
 
 impl WireMessage for PluginMessage {
-    const TYPES: &'static [&'static str] = &["publish"];
+    const TYPES: &'static [&'static str] = &["publish", "subscribe", "unsubscribe"];
+}
+
+/// The body of an `event` frame, borrowed, so that the broker encodes one frame per event
+/// and shares it between readers instead of cloning the payload for each.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventRef<'a> {
+    Event { topic: &'a str, payload: &'a Value, sender: &'a str },
 }
 
 #[cfg(test)]
@@ -68,11 +98,39 @@ mod tests {
             SupervisorMessage::Hello { protocol: 1, plugin: "p".into(), instance: "i".into() },
             SupervisorMessage::Event { topic: "t".into(), payload: json!(1), sender: "s".into() },
             SupervisorMessage::Denied { topic: "t".into(), reason: "r".into() },
+            SupervisorMessage::Subscribed { topics: vec!["t".into()] },
         ];
         let tags: Vec<String> = supervisor.iter().map(tag_of).collect();
         assert_eq!(tags, SupervisorMessage::TYPES);
-        let publish = PluginMessage::Publish { topic: "t".into(), payload: json!(null) };
-        assert_eq!(vec![tag_of(&publish)], PluginMessage::TYPES);
+        let plugin = [
+            PluginMessage::publish("t", json!(null)),
+            PluginMessage::Subscribe { topics: vec![] },
+            PluginMessage::Unsubscribe { topics: vec![] },
+        ];
+        let tags: Vec<String> = plugin.iter().map(tag_of).collect();
+        assert_eq!(tags, PluginMessage::TYPES);
+    }
+
+    #[test]
+    fn a_borrowed_event_encodes_exactly_as_the_owned_one() {
+        let payload = json!({"watts": 1.5, "tags": ["a"]});
+        let owned =
+            SupervisorMessage::Event { topic: "t.a".into(), payload: payload.clone(), sender: "plugin:p".into() };
+        let borrowed = EventRef::Event { topic: "t.a", payload: &payload, sender: "plugin:p" };
+        assert_eq!(serde_json::to_vec(&borrowed).ok(), serde_json::to_vec(&owned).ok());
+    }
+
+    #[test]
+    fn a_claimed_sender_is_parsed_so_it_can_be_reported_and_is_never_sent_by_honest_code() {
+        let forged: PluginMessage =
+            serde_json::from_str(r#"{"type":"publish","topic":"t","payload":1,"sender":"host"}"#)
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            forged,
+            PluginMessage::Publish { topic: "t".into(), payload: json!(1), claimed_sender: Some("host".into()) }
+        );
+        let honest = serde_json::to_value(PluginMessage::publish("t", json!(1))).unwrap_or(Value::Null);
+        assert_eq!(honest, json!({"type": "publish", "topic": "t", "payload": 1}));
     }
 
     #[test]

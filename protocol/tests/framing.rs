@@ -66,8 +66,11 @@ fn round_trip_through_blocking_helpers() {
 
 #[test]
 fn round_trip_plugin_publish() {
-    let msg =
-        PluginMessage::Publish { topic: "ui.render".into(), payload: json!({"widget": "energy", "text": "42 W"}) };
+    let msg = PluginMessage::Publish {
+        topic: "ui.render".into(),
+        payload: json!({"widget": "energy", "text": "42 W"}),
+        claimed_sender: None,
+    };
     let frame = encode(&msg).expect("encode");
     assert_eq!(&frame[..4], &((frame.len() - 4) as u32).to_be_bytes());
     let got: Option<PluginMessage> = read_message(&mut Cursor::new(frame), MAX).expect("read");
@@ -76,7 +79,8 @@ fn round_trip_plugin_publish() {
 
 #[test]
 fn wire_body_is_the_documented_json() {
-    let frame = encode(&PluginMessage::Publish { topic: "t".into(), payload: json!(1) }).expect("encode");
+    let frame =
+        encode(&PluginMessage::Publish { topic: "t".into(), payload: json!(1), claimed_sender: None }).expect("encode");
     let body: Value = serde_json::from_slice(&frame[4..]).expect("json");
     assert_eq!(body, json!({"type": "publish", "topic": "t", "payload": 1}));
 }
@@ -103,7 +107,8 @@ fn decoder_handles_many_frames_in_one_buffer() {
 
 #[test]
 fn decoder_takes_only_the_current_frame() {
-    let one = encode(&PluginMessage::Publish { topic: "a".into(), payload: json!(1) }).expect("encode");
+    let one =
+        encode(&PluginMessage::Publish { topic: "a".into(), payload: json!(1), claimed_sender: None }).expect("encode");
     let mut wire = one.clone();
     wire.extend(&one);
     let mut decoder = FrameDecoder::new(MAX);
@@ -214,9 +219,10 @@ fn huge_caps_are_lowered_to_the_ceiling() {
 
 #[test]
 fn encode_refuses_over_cap_and_writes_nothing() {
-    let msg = PluginMessage::Publish { topic: "t".into(), payload: json!("x".repeat(100)) };
+    let msg = PluginMessage::Publish { topic: "t".into(), payload: json!("x".repeat(100)), claimed_sender: None };
     assert!(matches!(encode_with_limit(&msg, 50), Err(ProtocolError::Oversized { max: 50, .. })));
-    let big = PluginMessage::Publish { topic: "t".into(), payload: json!("x".repeat(MAX as usize)) };
+    let big =
+        PluginMessage::Publish { topic: "t".into(), payload: json!("x".repeat(MAX as usize)), claimed_sender: None };
     assert!(matches!(encode(&big), Err(ProtocolError::Oversized { .. })));
     let mut wire = Vec::new();
     assert!(write_message_with_limit(&mut wire, &msg, 50).is_err());
@@ -225,10 +231,18 @@ fn encode_refuses_over_cap_and_writes_nothing() {
 
 #[test]
 fn encode_refuses_what_a_peer_would_reject_as_too_deep() {
-    let deepest_ok = PluginMessage::Publish { topic: "t".into(), payload: nested_payload(MAX_JSON_DEPTH as usize - 1) };
+    let deepest_ok = PluginMessage::Publish {
+        topic: "t".into(),
+        payload: nested_payload(MAX_JSON_DEPTH as usize - 1),
+        claimed_sender: None,
+    };
     let frame = encode(&deepest_ok).expect("depth at limit");
     assert_eq!(read_message::<PluginMessage>(&mut Cursor::new(frame), MAX).expect("read"), Some(deepest_ok));
-    let too_deep = PluginMessage::Publish { topic: "t".into(), payload: nested_payload(MAX_JSON_DEPTH as usize) };
+    let too_deep = PluginMessage::Publish {
+        topic: "t".into(),
+        payload: nested_payload(MAX_JSON_DEPTH as usize),
+        claimed_sender: None,
+    };
     assert!(matches!(encode(&too_deep), Err(ProtocolError::TooDeep { max: MAX_JSON_DEPTH })));
 }
 
@@ -246,7 +260,8 @@ fn zero_length_is_rejected() {
 
 #[test]
 fn truncation_mid_header_and_mid_body() {
-    let frame = encode(&PluginMessage::Publish { topic: "t".into(), payload: json!(1) }).expect("encode");
+    let frame =
+        encode(&PluginMessage::Publish { topic: "t".into(), payload: json!(1), claimed_sender: None }).expect("encode");
     for cut in [1, 3, 4, frame.len() - 1] {
         let result = read_message::<PluginMessage>(&mut Cursor::new(frame[..cut].to_vec()), MAX);
         assert!(matches!(result, Err(ProtocolError::Truncated)), "cut at {cut}");
@@ -324,7 +339,10 @@ fn unknown_types_are_named() {
 fn a_bad_body_does_not_break_the_stream() {
     let mut wire = frame_of(br#"{"type":"publish","topic":"t","payload":1,"x":1}"#);
     wire.extend(frame_of(b"\xff"));
-    wire.extend(encode(&PluginMessage::Publish { topic: "ok".into(), payload: json!(2) }).expect("encode"));
+    wire.extend(
+        encode(&PluginMessage::Publish { topic: "ok".into(), payload: json!(2), claimed_sender: None })
+            .expect("encode"),
+    );
     let mut decoder = FrameDecoder::new(MAX);
     let mut rest = &wire[..];
     let mut results = Vec::new();
@@ -340,5 +358,5 @@ fn a_bad_body_does_not_break_the_stream() {
     assert_eq!(results.len(), 3);
     assert_eq!(results[0], Err(false));
     assert_eq!(results[1], Err(false));
-    assert_eq!(results[2], Ok(PluginMessage::Publish { topic: "ok".into(), payload: json!(2) }));
+    assert_eq!(results[2], Ok(PluginMessage::Publish { topic: "ok".into(), payload: json!(2), claimed_sender: None }));
 }

@@ -67,6 +67,7 @@ fn mutated_valid_frames_never_panic() {
     let msg = PluginMessage::Publish {
         topic: "ui.render".into(),
         payload: json!({"widget": "energy", "text": "42 W \"q\" \\ é", "list": [1, 2.5, null, {"a": [true]}]}),
+        claimed_sender: None,
     };
     let frame = encode(&msg).expect("encode");
     let mut decoded_ok = 0;

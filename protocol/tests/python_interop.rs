@@ -52,7 +52,8 @@ fn converse(mut supervisor: UnixStream, child: Child, messages: &[SupervisorMess
     let mut published = Vec::new();
     loop {
         match read_message::<PluginMessage>(&mut supervisor, DEFAULT_MAX_FRAME_BYTES) {
-            Ok(Some(PluginMessage::Publish { topic, payload })) => published.push((topic, payload)),
+            Ok(Some(PluginMessage::Publish { topic, payload, .. })) => published.push((topic, payload)),
+            Ok(Some(other)) => panic!("the example sent {other:?}, not a publish"),
             Ok(None) => break,
             Err(err) => panic!("python sent an invalid frame: {err}"),
         }

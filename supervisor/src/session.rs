@@ -6,6 +6,7 @@
 //! `--event`s are delivered the supervisor half-closes its side, so the plugin sees EOF.
 
 use crate::grants;
+use crate::grants::Subscriptions;
 use crate::output::{OutputForwarder, Pumped};
 use crate::publish_budget::PublishBudget;
 use crate::report::{now_ms, EventCounters, Violation};
@@ -75,6 +76,7 @@ pub struct Session<'a> {
     stderr_open: bool,
     forwarder: OutputForwarder,
     budget: PublishBudget,
+    subscriptions: Subscriptions,
     outcome: SessionOutcome,
 }
 
@@ -86,6 +88,7 @@ impl<'a> Session<'a> {
         let decoder = FrameDecoder::new(cfg.max_event_bytes);
         let forwarder = OutputForwarder::new(cfg.output_budget, cfg.plugin);
         let channel = Channel { fd: None, decoder, outgoing: Vec::new(), half_closed: false };
+        let subscriptions = Subscriptions::from_grants(cfg.grants);
         Self {
             cfg,
             io,
@@ -94,6 +97,7 @@ impl<'a> Session<'a> {
             stderr_open: true,
             forwarder,
             budget: PublishBudget::default(),
+            subscriptions,
             outcome: SessionOutcome::default(),
         }
     }
@@ -323,7 +327,14 @@ impl<'a> Session<'a> {
             let took = self.channel.decoder.push(rest);
             rest = &rest[took..];
             match self.channel.decoder.next_frame::<PluginMessage>() {
-                Ok(Some(PluginMessage::Publish { topic, payload })) => self.handle_publish(topic, payload, published),
+                Ok(Some(PluginMessage::Publish { topic, payload, .. })) => {
+                    self.handle_publish(topic, payload, published)
+                }
+                Ok(Some(PluginMessage::Subscribe { topics })) => self.handle_subscribe(&topics),
+                Ok(Some(PluginMessage::Unsubscribe { topics })) => {
+                    self.subscriptions.unsubscribe(&topics);
+                    self.queue(&SupervisorMessage::Subscribed { topics: self.subscriptions.to_vec() });
+                }
                 Ok(None) if rest.is_empty() || took == 0 => return true,
                 Ok(None) => {}
                 Err(e) => {
@@ -361,6 +372,20 @@ impl<'a> Session<'a> {
                 self.queue(&denied);
             }
         }
+    }
+
+    /// In a one-shot run every event was queued before the plugin ran, so a subscription
+    /// changes no delivery; it is still checked against the read grant and answered.
+    fn handle_subscribe(&mut self, topics: &[String]) {
+        for refused in self.subscriptions.subscribe(self.cfg.grants, topics) {
+            let detail = serde_json::json!({ "topic": refused.pattern, "direction": "subscribe", "reason": refused.refusal.reason });
+            self.record(self.broker_violation("topic_denied", detail, refused.refusal.rule));
+            self.queue(&SupervisorMessage::Denied {
+                topic: refused.pattern,
+                reason: refused.refusal.reason.to_owned(),
+            });
+        }
+        self.queue(&SupervisorMessage::Subscribed { topics: self.subscriptions.to_vec() });
     }
 
     fn protocol_violation(&mut self, error: &ProtocolError, stderr: &mut dyn Write) {

@@ -41,6 +41,8 @@ pub struct Denied {
 pub enum Incoming {
     Event(Event),
     Denied(Denied),
+    /// The subscription set after a subscribe or unsubscribe.
+    Subscribed(Vec<String>),
 }
 
 #[derive(Debug)]
@@ -91,6 +93,7 @@ impl Channel {
                 Ok(Some(Incoming::Event(Event { topic, payload, sender })))
             }
             Some(SupervisorMessage::Denied { topic, reason }) => Ok(Some(Incoming::Denied(Denied { topic, reason }))),
+            Some(SupervisorMessage::Subscribed { topics }) => Ok(Some(Incoming::Subscribed(topics))),
             Some(SupervisorMessage::Hello { .. }) => Err(SdkError::UnexpectedMessage("hello")),
         }
     }
@@ -98,17 +101,20 @@ impl Channel {
     /// The next event; `None` at end of stream. A refused publish surfaces as
     /// [`SdkError::Denied`]; the channel stays usable after it.
     pub fn next_event(&mut self) -> Result<Option<Event>, SdkError> {
-        match self.next_message()? {
-            None => Ok(None),
-            Some(Incoming::Event(event)) => Ok(Some(event)),
-            Some(Incoming::Denied(Denied { topic, reason })) => Err(SdkError::Denied { topic, reason }),
+        loop {
+            match self.next_message()? {
+                None => return Ok(None),
+                Some(Incoming::Event(event)) => return Ok(Some(event)),
+                Some(Incoming::Denied(Denied { topic, reason })) => return Err(SdkError::Denied { topic, reason }),
+                Some(Incoming::Subscribed(_)) => {}
+            }
         }
     }
 
     /// Publishes `payload` on `topic`. Delivery is decided by the supervisor; a refusal
     /// arrives later as a [`Denied`] message. Over-cap messages are refused here, unsent.
     pub fn publish(&mut self, topic: &str, payload: &Value) -> Result<(), SdkError> {
-        let msg = PluginMessage::Publish { topic: topic.to_owned(), payload: payload.clone() };
+        let msg = PluginMessage::Publish { topic: topic.to_owned(), payload: payload.clone(), claimed_sender: None };
         write_message_with_limit(&mut self.stream, &msg, self.max_frame_bytes)?;
         Ok(())
     }

@@ -65,7 +65,14 @@ fn events_until_the_supervisor_half_closes() {
     // The write side still works after the supervisor's half-close.
     channel.publish("ui.render", &json!({"text": "bye"})).expect("publish after EOF");
     let got: Option<PluginMessage> = read_message(&mut supervisor, MAX).expect("read");
-    assert_eq!(got, Some(PluginMessage::Publish { topic: "ui.render".into(), payload: json!({"text": "bye"}) }));
+    assert_eq!(
+        got,
+        Some(PluginMessage::Publish {
+            topic: "ui.render".into(),
+            payload: json!({"text": "bye"}),
+            claimed_sender: None
+        })
+    );
 }
 
 #[test]
@@ -77,7 +84,8 @@ fn publish_sends_one_frame() {
         got,
         Some(PluginMessage::Publish {
             topic: "ui.render".into(),
-            payload: json!({"widget": "energy", "text": "42.5 W"})
+            payload: json!({"widget": "energy", "text": "42.5 W"}),
+            claimed_sender: None
         })
     );
 }

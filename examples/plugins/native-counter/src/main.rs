@@ -29,7 +29,7 @@ fn run() -> Result<(), SdkError> {
                 tally.record(&event.payload);
                 channel.publish(RENDER_TOPIC, &tally.summary(false))?;
             }
-            Incoming::Event(_) => {}
+            Incoming::Event(_) | Incoming::Subscribed(_) => {}
             Incoming::Denied(denied) => {
                 eprintln!("native_counter: publish on {} denied: {}", denied.topic, denied.reason);
             }

@@ -42,7 +42,7 @@ fn counts_events_and_renders_summaries() {
     }
     supervisor.shutdown(Shutdown::Write).expect("half-close");
     let mut summaries = Vec::new();
-    while let Some(PluginMessage::Publish { topic, payload }) =
+    while let Some(PluginMessage::Publish { topic, payload, .. }) =
         read_message::<PluginMessage>(&mut supervisor, DEFAULT_MAX_FRAME_BYTES).expect("frame")
     {
         assert_eq!(topic, "ui.render");

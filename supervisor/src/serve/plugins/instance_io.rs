@@ -179,9 +179,10 @@ async fn read_from_plugin(
             input = &input[taken..];
             loop {
                 match decoder.next_frame::<PluginMessage>() {
-                    Ok(Some(PluginMessage::Publish { topic, payload })) => {
+                    Ok(Some(PluginMessage::Publish { topic, payload, .. })) => {
                         publish(daemon, ctx, &mut budget, tx, reporter, topic, payload);
                     }
+                    Ok(Some(PluginMessage::Subscribe { .. } | PluginMessage::Unsubscribe { .. })) => {}
                     Ok(None) => break,
                     Err(e) => {
                         reporter.frame_error(daemon, &e);
