@@ -3,9 +3,10 @@
 //! the rules `load_manifest` and `load_policy` enforce.
 
 use crate::derive_fs;
+use crate::event_limits::{RateField, MAX_EVENT_BYTES_CEILING_POINTER, MAX_EVENT_BYTES_POINTER};
 use crate::layout::{HOSTNAME, PLUGIN_DIR_INSIDE, PYTHON_SDK_INSIDE, TMP_INSIDE};
 use crate::limits::{KIB, MIB};
-use crate::manifest::Manifest;
+use crate::manifest::{EventRateRequest, Manifest};
 use crate::manifest_checks::{CPU_POINTER, MEMORY_POINTER, PIDS_POINTER, TMP_POINTER, WALL_CLOCK_POINTER};
 use crate::path_rules::{check_absolute, overlaps};
 use crate::problem::{index, Problem, Problems};
@@ -233,14 +234,29 @@ fn event_grants(manifest: &Manifest, policy: &SecurityPolicy) -> EventGrants {
         Some(ui) => Sourced::new(ui.render, Origin::manifest("/permissions/system/ui/render")),
         None => Sourced::new(false, Origin::builtin("ui.render not requested")),
     };
-    EventGrants {
-        read,
-        write,
-        ui_render,
-        max_event_bytes: Sourced::new(
-            policy.sandbox.ceilings.max_event_bytes,
-            Origin::policy("/sandbox/ceilings/max_event_bytes"),
-        ),
+    let requested = manifest.permissions.events.as_ref();
+    let max_event_bytes = match requested.and_then(|e| e.max_event_bytes) {
+        Some(bytes) => Sourced::new(bytes, Origin::manifest(MAX_EVENT_BYTES_POINTER)),
+        None => Sourced::new(policy.sandbox.ceilings.max_event_bytes, Origin::policy(MAX_EVENT_BYTES_CEILING_POINTER)),
+    };
+    EventGrants { read, write, ui_render, max_event_bytes, rate: event_rate(requested.and_then(|e| e.rate), policy) }
+}
+
+/// Each rate field from the manifest when it sets it, else the policy's default.
+fn event_rate(requested: Option<EventRateRequest>, policy: &SecurityPolicy) -> EventRate {
+    let r = requested.unwrap_or_default();
+    let d = &policy.sandbox.defaults.event_rate;
+    EventRate {
+        events_per_second: rate_field(r.events_per_second, d.events_per_second, RateField::EventsPerSecond),
+        burst: rate_field(r.burst, d.burst, RateField::Burst),
+        bytes_per_second: rate_field(r.bytes_per_second, d.bytes_per_second, RateField::BytesPerSecond),
+    }
+}
+
+fn rate_field<T>(requested: Option<T>, default: T, field: RateField) -> Sourced<T> {
+    match requested {
+        Some(value) => Sourced::new(value, Origin::manifest(&field.manifest_pointer())),
+        None => Sourced::new(default, Origin::policy(&field.default_pointer())),
     }
 }
 

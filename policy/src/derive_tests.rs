@@ -1,5 +1,5 @@
 use super::*;
-use crate::manifest::{EventPermissions, PathGrant};
+use crate::manifest::{EventPermissions, EventRateRequest, PathGrant};
 use crate::security_policy::{AllowedHostPath, HostPathAccess};
 use crate::validation::load_manifest;
 use std::path::PathBuf;
@@ -230,7 +230,7 @@ fn plugin_dir_must_be_absolute_and_clean() {
 fn a_manifest_built_in_code_is_rechecked() {
     let mut m = example();
     m.entry_point = "../../etc/passwd".into();
-    m.permissions.events = Some(EventPermissions { read: vec!["BAD".into()], write: vec![] });
+    m.permissions.events = Some(EventPermissions { read: vec!["BAD".into()], ..EventPermissions::default() });
     let problems = derive_spec(&m, &dir(), &SecurityPolicy::default()).unwrap_err();
     assert!(problems.has_pointer("/entry_point") && problems.has_pointer("/permissions/events/read/0"), "{problems}");
 }
@@ -306,4 +306,90 @@ fn layers_output_limit_and_grace_come_from_the_policy() {
     assert_eq!(spec.stop_grace_ms, Sourced::new(5000, Origin::policy("/sandbox/stop_grace_seconds")));
     assert_eq!(spec.entry.cwd_inside, "/plugin");
     assert_eq!(spec.identity.hostname.value, "wfsandbox");
+}
+
+fn with_events(max_event_bytes: Option<u32>, rate: Option<EventRateRequest>) -> Manifest {
+    let mut m = example();
+    let events = m.permissions.events.get_or_insert_with(EventPermissions::default);
+    events.max_event_bytes = max_event_bytes;
+    events.rate = rate;
+    m
+}
+
+#[test]
+fn event_limits_default_to_the_policy_with_policy_origins() {
+    let spec = derive(&example(), &SecurityPolicy::default());
+    let e = &spec.events;
+    assert_eq!(e.max_event_bytes, Sourced::new(65_536, Origin::policy("/sandbox/ceilings/max_event_bytes")));
+    assert_eq!(e.rate, EventRate::for_tests());
+    assert_eq!(
+        e.rate.events_per_second,
+        Sourced::new(1000, Origin::policy("/sandbox/defaults/event_rate/events_per_second"))
+    );
+    assert_eq!(e.rate.burst, Sourced::new(2000, Origin::policy("/sandbox/defaults/event_rate/burst")));
+    assert_eq!(
+        e.rate.bytes_per_second,
+        Sourced::new(1_048_576, Origin::policy("/sandbox/defaults/event_rate/bytes_per_second"))
+    );
+    // Also without any events section, and under a policy with other defaults.
+    let mut m = example();
+    m.permissions.events = None;
+    let mut policy = SecurityPolicy::default();
+    policy.sandbox.defaults.event_rate.events_per_second = 7;
+    policy.sandbox.ceilings.max_event_bytes = 4096;
+    let spec = derive(&m, &policy);
+    assert_eq!(spec.events.rate.events_per_second.value, 7);
+    assert_eq!(spec.events.max_event_bytes.value, 4096);
+}
+
+#[test]
+fn event_limits_from_the_manifest_carry_manifest_origins_field_by_field() {
+    let rate = EventRateRequest { events_per_second: Some(50), burst: None, bytes_per_second: Some(4096) };
+    let spec = derive(&with_events(Some(1024), Some(rate)), &SecurityPolicy::default());
+    let e = &spec.events;
+    assert_eq!(e.max_event_bytes, Sourced::new(1024, Origin::manifest("/permissions/events/max_event_bytes")));
+    assert_eq!(
+        e.rate.events_per_second,
+        Sourced::new(50, Origin::manifest("/permissions/events/rate/events_per_second"))
+    );
+    assert_eq!(e.rate.burst, Sourced::new(2000, Origin::policy("/sandbox/defaults/event_rate/burst")));
+    assert_eq!(
+        e.rate.bytes_per_second,
+        Sourced::new(4096, Origin::manifest("/permissions/events/rate/bytes_per_second"))
+    );
+}
+
+#[test]
+fn event_limits_built_in_code_are_rechecked() {
+    let policy = SecurityPolicy::default();
+    for (m, pointer, reason) in [
+        (with_events(Some(0), None), "/permissions/events/max_event_bytes", "at least 1024"),
+        (with_events(Some(1 << 20), None), "/permissions/events/max_event_bytes", "/sandbox/ceilings/max_event_bytes"),
+        (
+            with_events(None, Some(EventRateRequest { events_per_second: Some(0), ..Default::default() })),
+            "/permissions/events/rate/events_per_second",
+            "never means unlimited",
+        ),
+        (
+            with_events(None, Some(EventRateRequest { burst: Some(u32::MAX), ..Default::default() })),
+            "/permissions/events/rate/burst",
+            "/sandbox/ceilings/max_event_rate/burst",
+        ),
+        (
+            with_events(None, Some(EventRateRequest { bytes_per_second: Some(u64::MAX), ..Default::default() })),
+            "/permissions/events/rate/bytes_per_second",
+            "/sandbox/ceilings/max_event_rate/bytes_per_second",
+        ),
+    ] {
+        let problems = derive_spec(&m, &dir(), &policy).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems}");
+        let problem = problems.iter().next().unwrap();
+        assert_eq!(problem.pointer, pointer);
+        assert!(problem.reason.contains(reason), "{}", problem.reason);
+    }
+    // A policy built in code with a default above its ceiling is refused too.
+    let mut policy = SecurityPolicy::default();
+    policy.sandbox.defaults.event_rate.burst = 30_000;
+    let problems = derive_spec(&example(), &dir(), &policy).unwrap_err();
+    assert!(problems.has_pointer("/sandbox/defaults/event_rate/burst"), "{problems}");
 }

@@ -12,6 +12,7 @@
 
 pub mod derive;
 mod derive_fs;
+pub mod event_limits;
 pub mod json_input;
 pub mod layout;
 pub mod limits;

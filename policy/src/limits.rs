@@ -17,6 +17,12 @@ pub mod hard {
     pub const TMP_MB: u64 = 1024 * 1024;
     /// The protocol crate's frame-size ceiling.
     pub const EVENT_BYTES: u64 = 16 * 1024 * 1024;
+    /// Sustained publishes a second of one plugin.
+    pub const EVENTS_PER_SECOND: u64 = 1_000_000;
+    /// Publishes admitted at once above the sustained rate.
+    pub const EVENT_BURST: u64 = 1_000_000;
+    /// Channel bytes a second the broker reads from one plugin (1 GiB).
+    pub const EVENT_BYTES_PER_SECOND: u64 = 1024 * 1024 * 1024;
     pub const OUTPUT_LIMIT_KB: u64 = 1024 * 1024;
     pub const STOP_GRACE_SECONDS: u64 = 600;
 }

@@ -52,6 +52,27 @@ pub struct EventPermissions {
     pub read: Vec<String>,
     #[serde(default)]
     pub write: Vec<String>,
+    /// Largest event frame sent or received, in bytes; `None`: the policy ceiling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_event_bytes: Option<u32>,
+    /// Publish rate; absent fields take the policy's defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<EventRateRequest>,
+}
+
+/// `permissions.events.rate`: every field optional, each at most its policy ceiling.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventRateRequest {
+    /// Sustained publishes a second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events_per_second: Option<u32>,
+    /// Publishes admitted at once above the sustained rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+    /// Channel bytes the broker reads from the plugin a second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_per_second: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,6 +2,7 @@
 //! cannot say. They run on the raw JSON value, tolerating wrong shapes (the schema
 //! reports those), so one pass lists every problem.
 
+use crate::event_limits::{manifest_max_event_bytes_rule, RateField, MAX_EVENT_BYTES_POINTER};
 use crate::layout::reserved_overlap;
 use crate::limits::{check_limit, Ceiling, LimitRule, MIB};
 use crate::name_rules::{check_interpreter_name, check_plugin_name, check_version};
@@ -31,6 +32,7 @@ pub fn check_manifest(doc: &Value, policy: &SecurityPolicy) -> Problems {
     check_name_and_version(doc, &mut out);
     let runtime = check_entry_and_runtime(doc, policy, &mut out);
     check_events(doc, &mut out);
+    check_event_limits(doc, policy, &mut out);
     check_network(doc, &mut out);
     check_filesystem(doc, policy, runtime.as_ref(), &mut out);
     check_resources(doc, policy, &mut out);
@@ -102,6 +104,19 @@ fn check_events(doc: &Value, out: &mut Problems) {
             } else if !seen.insert(grant) {
                 out.push(Problem::new(at, format!("topic {grant:?} is listed twice")));
             }
+        }
+    }
+}
+
+/// The largest event frame and the publish rate, each within its policy ceiling.
+fn check_event_limits(doc: &Value, policy: &SecurityPolicy, out: &mut Problems) {
+    if let Some(value) = doc.pointer(MAX_EVENT_BYTES_POINTER) {
+        report(out, MAX_EVENT_BYTES_POINTER, check_limit(value, &manifest_max_event_bytes_rule(policy)).map(|_| ()));
+    }
+    for field in RateField::ALL {
+        let pointer = field.manifest_pointer();
+        if let Some(value) = doc.pointer(&pointer) {
+            report(out, &pointer, check_limit(value, &field.manifest_rule(policy)).map(|_| ()));
         }
     }
 }

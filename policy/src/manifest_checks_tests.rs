@@ -272,3 +272,62 @@ fn wrong_shapes_are_left_to_the_schema() {
     assert!(check_manifest(&doc, &SecurityPolicy::default()).is_empty());
     assert!(check_manifest(&json!(null), &SecurityPolicy::default()).is_empty());
 }
+
+const RATE_EPS: &str = "/permissions/events/rate/events_per_second";
+const RATE_BURST: &str = "/permissions/events/rate/burst";
+const RATE_BYTES: &str = "/permissions/events/rate/bytes_per_second";
+
+#[test]
+fn event_limits_within_the_ceilings_pass() {
+    let policy = SecurityPolicy::default();
+    let mut doc = with(MAX_EVENT_BYTES_POINTER, json!(65_536));
+    doc["permissions"]["events"]["rate"] =
+        json!({"events_per_second": 10_000, "burst": 20_000, "bytes_per_second": 16_777_216});
+    assert!(check_manifest(&doc, &policy).is_empty());
+    for (pointer, value) in [(MAX_EVENT_BYTES_POINTER, 1024), (RATE_EPS, 1), (RATE_BURST, 1), (RATE_BYTES, 1024)] {
+        assert!(check_manifest(&with(pointer, json!(value)), &policy).is_empty(), "{pointer} = {value}");
+    }
+    // Every field is optional.
+    assert!(check_manifest(&with("/permissions/events/rate", json!({})), &policy).is_empty());
+}
+
+#[test]
+fn event_limits_above_the_ceiling_are_refused_naming_the_ceiling() {
+    let policy = SecurityPolicy::default();
+    for (pointer, value, ceiling) in [
+        (MAX_EVENT_BYTES_POINTER, 65_537, "/sandbox/ceilings/max_event_bytes (65536)"),
+        (RATE_EPS, 10_001, "/sandbox/ceilings/max_event_rate/events_per_second (10000)"),
+        (RATE_BURST, 20_001, "/sandbox/ceilings/max_event_rate/burst (20000)"),
+        (RATE_BYTES, 16_777_217, "/sandbox/ceilings/max_event_rate/bytes_per_second (16777216)"),
+    ] {
+        assert_only(&with(pointer, json!(value)), &policy, pointer, ceiling);
+    }
+    // A raised ceiling lets the same values through.
+    let mut raised = SecurityPolicy::default();
+    raised.sandbox.ceilings.max_event_bytes = 1 << 20;
+    raised.sandbox.ceilings.max_event_rate.burst = 50_000;
+    assert!(check_manifest(&with(MAX_EVENT_BYTES_POINTER, json!(1 << 20)), &raised).is_empty());
+    assert!(check_manifest(&with(RATE_BURST, json!(50_000)), &raised).is_empty());
+}
+
+#[test]
+fn event_limits_zero_negative_or_too_small_never_mean_unlimited() {
+    let policy = SecurityPolicy::default();
+    assert_only(&with(MAX_EVENT_BYTES_POINTER, json!(0)), &policy, MAX_EVENT_BYTES_POINTER, "at least 1024");
+    assert_only(&with(MAX_EVENT_BYTES_POINTER, json!(1023)), &policy, MAX_EVENT_BYTES_POINTER, "at least 1024");
+    assert_only(&with(RATE_EPS, json!(0)), &policy, RATE_EPS, "never means unlimited");
+    assert_only(&with(RATE_BURST, json!(-1)), &policy, RATE_BURST, "at least 1");
+    assert_only(&with(RATE_BYTES, json!(1023)), &policy, RATE_BYTES, "at least 1024");
+}
+
+#[test]
+fn event_limits_of_the_wrong_type_or_huge() {
+    let policy = SecurityPolicy::default();
+    assert_only(&with(MAX_EVENT_BYTES_POINTER, json!("64k")), &policy, MAX_EVENT_BYTES_POINTER, "whole number");
+    assert_only(&with(RATE_EPS, json!(2.5)), &policy, RATE_EPS, "whole number");
+    assert_only(&with(RATE_BURST, json!(100.0)), &policy, RATE_BURST, "plain integer");
+    assert_only(&with(RATE_BYTES, json!(1e30)), &policy, RATE_BYTES, "too large");
+    assert_only(&with(RATE_EPS, json!(u64::MAX)), &policy, RATE_EPS, "exceeds the policy ceiling");
+    // A rate that is not an object is left to the schema.
+    assert!(check_manifest(&with("/permissions/events/rate", json!(5)), &policy).is_empty());
+}

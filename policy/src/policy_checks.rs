@@ -2,6 +2,7 @@
 //! An absent field takes the built-in default's value, so cross-field checks (a
 //! default above a lowered ceiling) see what the policy will really contain.
 
+use crate::event_limits::{max_event_bytes_rule, RateField, MAX_EVENT_BYTES_CEILING_POINTER};
 use crate::layout::reserved_overlap;
 use crate::limits::{check_limit, hard, Ceiling, LimitRule, KIB, MIB};
 use crate::name_rules::{check_extension, check_interpreter_name};
@@ -82,9 +83,14 @@ fn check_defaults_and_ceilings(view: &View<'_>, out: &mut Problems) {
         let default_rule = LimitRule::positive(unit, unit_name, ceiling);
         limit(view, &format!("/sandbox/defaults/{default_field}"), &default_rule, out);
     }
-    let event_rule =
-        LimitRule { min: 64, unit: 1, unit_name: "bytes", ceiling: Some(Ceiling::builtin(hard::EVENT_BYTES)) };
-    limit(view, "/sandbox/ceilings/max_event_bytes", &event_rule, out);
+    let event_rule = max_event_bytes_rule(Ceiling::builtin(hard::EVENT_BYTES));
+    limit(view, MAX_EVENT_BYTES_CEILING_POINTER, &event_rule, out);
+    for field in RateField::ALL {
+        let ceiling_pointer = field.ceiling_pointer();
+        let ceiling = limit(view, &ceiling_pointer, &field.builtin_rule(), out)
+            .map_or(Ceiling::builtin(field.hard_max()), |c| Ceiling::policy(c, &ceiling_pointer));
+        limit(view, &field.default_pointer(), &field.rule_under(ceiling), out);
+    }
 }
 
 fn check_other_numbers(view: &View<'_>, out: &mut Problems) {

@@ -207,3 +207,47 @@ fn a_group_readable_socket_needs_a_group_and_a_group_needs_that_mode() {
     let fine = check_policy(&serde_json::json!({"authentication": {"socket_mode": "0660", "socket_group": 100}}));
     assert!(!fine.has_pointer("/authentication/socket_group"), "{fine}");
 }
+
+#[test]
+fn event_rate_default_above_its_ceiling_names_the_ceiling() {
+    let doc = json!({"sandbox": {"defaults": {"event_rate": {"burst": 20_001}}}});
+    assert_only(doc, "/sandbox/defaults/event_rate/burst", "/sandbox/ceilings/max_event_rate/burst (20000)");
+    let doc = json!({"sandbox": {"defaults": {"event_rate": {"bytes_per_second": 64 << 20}},
+                                 "ceilings": {"max_event_rate": {"bytes_per_second": 32 << 20}}}});
+    assert_only(doc, "/sandbox/defaults/event_rate/bytes_per_second", "max_event_rate/bytes_per_second (33554432)");
+}
+
+#[test]
+fn lowered_event_rate_ceiling_below_an_implicit_default() {
+    let doc = json!({"sandbox": {"ceilings": {"max_event_rate": {"events_per_second": 500}}}});
+    assert_only(doc, "/sandbox/defaults/event_rate/events_per_second", "built-in default");
+    let doc = json!({"sandbox": {"ceilings": {"max_event_rate": {"events_per_second": 500}},
+                                 "defaults": {"event_rate": {"events_per_second": 500}}}});
+    assert!(check_policy(&doc).is_empty());
+}
+
+#[test]
+fn event_rate_ceilings_zero_or_above_the_hard_maximum() {
+    for (field, bad, reason) in [
+        ("events_per_second", json!(0), "at least 1"),
+        ("events_per_second", json!(1_000_001), "built-in maximum 1000000"),
+        ("burst", json!(-3), "at least 1"),
+        ("burst", json!(1_000_001), "built-in maximum 1000000"),
+        ("bytes_per_second", json!(1023), "at least 1024"),
+        ("bytes_per_second", json!(1_073_741_825u64), "built-in maximum 1073741824"),
+        ("bytes_per_second", json!("1MiB"), "whole number"),
+    ] {
+        // Defaults set to the minimum so only the ceiling is at fault.
+        let doc = json!({"sandbox": {"ceilings": {"max_event_rate": {field: bad}},
+                                     "defaults": {"event_rate": {field: if field == "bytes_per_second" { 1024 } else { 1 }}}}});
+        assert_only(doc, &format!("/sandbox/ceilings/max_event_rate/{field}"), reason);
+    }
+}
+
+#[test]
+fn event_rate_defaults_zero_or_fractional() {
+    let doc = json!({"sandbox": {"defaults": {"event_rate": {"events_per_second": 0}}}});
+    assert_only(doc, "/sandbox/defaults/event_rate/events_per_second", "never means unlimited");
+    let doc = json!({"sandbox": {"defaults": {"event_rate": {"burst": 1.5}}}});
+    assert_only(doc, "/sandbox/defaults/event_rate/burst", "whole number");
+}

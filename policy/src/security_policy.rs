@@ -2,6 +2,7 @@
 //! policy (`schemas/default-security-policy.json`; a test keeps the two identical), so a
 //! policy file only needs the fields it changes.
 
+use crate::event_limits::RateField;
 use crate::spec::Layer;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -160,11 +161,20 @@ pub struct ResourceDefaults {
     pub pids: u64,
     pub wall_clock_seconds: u64,
     pub tmp_mb: u64,
+    /// Publish rate of a plugin whose manifest sets none (field by field).
+    pub event_rate: EventRateDefaults,
 }
 
 impl Default for ResourceDefaults {
     fn default() -> Self {
-        Self { memory_mb: 128, cpu_percent: 50, pids: 64, wall_clock_seconds: 300, tmp_mb: 64 }
+        Self {
+            memory_mb: 128,
+            cpu_percent: 50,
+            pids: 64,
+            wall_clock_seconds: 300,
+            tmp_mb: 64,
+            event_rate: EventRateDefaults::default(),
+        }
     }
 }
 
@@ -177,7 +187,9 @@ pub struct Ceilings {
     pub max_pids: u64,
     pub max_wall_clock_seconds: u64,
     pub max_tmp_mb: u64,
+    /// Largest event frame; also the frame limit of a manifest that sets none.
     pub max_event_bytes: u32,
+    pub max_event_rate: EventRateCeilings,
 }
 
 impl Default for Ceilings {
@@ -189,7 +201,59 @@ impl Default for Ceilings {
             max_wall_clock_seconds: 3600,
             max_tmp_mb: 256,
             max_event_bytes: 65_536,
+            max_event_rate: EventRateCeilings::default(),
         }
+    }
+}
+
+/// `sandbox.defaults.event_rate`: the publish rate of a manifest that sets none. The two
+/// rate types differ only in the value an absent field takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventRateDefaults {
+    pub events_per_second: u32,
+    pub burst: u32,
+    pub bytes_per_second: u64,
+}
+
+impl Default for EventRateDefaults {
+    fn default() -> Self {
+        Self { events_per_second: 1000, burst: 2000, bytes_per_second: 1024 * 1024 }
+    }
+}
+
+/// `sandbox.ceilings.max_event_rate`: the most publish rate any manifest may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventRateCeilings {
+    pub events_per_second: u32,
+    pub burst: u32,
+    pub bytes_per_second: u64,
+}
+
+impl Default for EventRateCeilings {
+    fn default() -> Self {
+        Self { events_per_second: 10_000, burst: 20_000, bytes_per_second: 16 * 1024 * 1024 }
+    }
+}
+
+impl EventRateDefaults {
+    pub fn get(&self, field: RateField) -> u64 {
+        rate_field(field, self.events_per_second, self.burst, self.bytes_per_second)
+    }
+}
+
+impl EventRateCeilings {
+    pub fn get(&self, field: RateField) -> u64 {
+        rate_field(field, self.events_per_second, self.burst, self.bytes_per_second)
+    }
+}
+
+fn rate_field(field: RateField, events_per_second: u32, burst: u32, bytes_per_second: u64) -> u64 {
+    match field {
+        RateField::EventsPerSecond => u64::from(events_per_second),
+        RateField::Burst => u64::from(burst),
+        RateField::BytesPerSecond => bytes_per_second,
     }
 }
 

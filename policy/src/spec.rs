@@ -232,8 +232,35 @@ pub struct EventGrants {
     pub write: Sourced<Vec<String>>,
     /// May publish `ui.*` rendering topics.
     pub ui_render: Sourced<bool>,
-    /// Largest frame accepted from the plugin, in bytes.
+    /// Largest frame accepted from or sent to the plugin, in bytes.
     pub max_event_bytes: Sourced<u32>,
+    /// How fast the plugin may publish.
+    pub rate: EventRate,
+}
+
+/// The broker's bounds on one plugin's publishes: a token bucket of events
+/// (`events_per_second`, `burst`) and the bytes a second it reads from the plugin's channel
+/// (with a burst of `4 × max(max_event_bytes, 1 MiB)`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventRate {
+    pub events_per_second: Sourced<u32>,
+    pub burst: Sourced<u32>,
+    pub bytes_per_second: Sourced<u64>,
+}
+
+impl EventRate {
+    /// What the built-in default policy gives a manifest that sets no rate, with its policy
+    /// origins: for tests and tools that build an [`EventGrants`] by hand. A real plugin's
+    /// rate comes from `derive_spec`.
+    pub fn for_tests() -> Self {
+        let d = crate::security_policy::EventRateDefaults::default();
+        let origin = |field: &str| Origin::policy(&format!("/sandbox/defaults/event_rate/{field}"));
+        Self {
+            events_per_second: Sourced::new(d.events_per_second, origin("events_per_second")),
+            burst: Sourced::new(d.burst, origin("burst")),
+            bytes_per_second: Sourced::new(d.bytes_per_second, origin("bytes_per_second")),
+        }
+    }
 }
 
 /// Outside identity of the sandbox's root user.

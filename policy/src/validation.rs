@@ -116,6 +116,46 @@ mod tests {
     }
 
     #[test]
+    fn a_partial_event_rate_keeps_the_defaults_of_its_own_section() {
+        let policy = load_policy(br#"{"sandbox": {"ceilings": {"max_event_rate": {"burst": 5000}}}}"#).unwrap();
+        let ceilings = policy.sandbox.ceilings.max_event_rate;
+        assert_eq!((ceilings.events_per_second, ceilings.burst, ceilings.bytes_per_second), (10_000, 5000, 16 << 20));
+        let policy = load_policy(br#"{"sandbox": {"defaults": {"event_rate": {"burst": 5000}}}}"#).unwrap();
+        let defaults = policy.sandbox.defaults.event_rate;
+        assert_eq!((defaults.events_per_second, defaults.burst, defaults.bytes_per_second), (1000, 5000, 1 << 20));
+    }
+
+    #[test]
+    fn event_limits_load_with_one_plain_reason_per_bad_value() {
+        let manifest = load_manifest(
+            br#"{"name": "a", "version": "1.0.0", "entry_point": "x",
+                 "permissions": {"events": {"max_event_bytes": 4096, "rate": {"burst": 10}}}}"#,
+            &SecurityPolicy::default(),
+        )
+        .unwrap();
+        let events = manifest.permissions.events.unwrap();
+        assert_eq!((events.max_event_bytes, events.rate.and_then(|r| r.burst)), (Some(4096), Some(10)));
+        let problems = load_manifest(
+            br#"{"name": "a", "version": "1.0.0", "entry_point": "x",
+                 "permissions": {"events": {"max_event_bytes": "big", "rate": {"burst": 0, "per_minute": 5}}}}"#,
+            &SecurityPolicy::default(),
+        )
+        .unwrap_err();
+        let found: Vec<_> = problems.iter().map(|p| (p.pointer.as_str(), p.reason.as_str())).collect();
+        assert_eq!(found.len(), 3, "{problems}");
+        assert!(found.contains(&("/permissions/events/max_event_bytes", "must be a whole number")), "{problems}");
+        assert!(found.contains(&("/permissions/events/rate/per_minute", "unknown field")), "{problems}");
+        assert!(problems
+            .iter()
+            .any(|p| p.pointer == "/permissions/events/rate/burst" && p.reason.contains("at least 1")));
+        let problems =
+            load_policy(br#"{"sandbox": {"ceilings": {"max_event_rate": {"burst": 2e6, "x": 1}}}}"#).unwrap_err();
+        let pointers: Vec<_> = problems.iter().map(|p| p.pointer.as_str()).collect();
+        assert!(pointers.contains(&"/sandbox/ceilings/max_event_rate/x"), "{problems}");
+        assert!(pointers.contains(&"/sandbox/ceilings/max_event_rate/burst"), "{problems}");
+    }
+
+    #[test]
     fn duplicate_keys_schema_and_semantic_problems_are_listed_together() {
         let text = br#"{"name": "x", "name": "y", "version": "1.0.0", "entry_point": "../a",
                         "bogus": 1, "permissions": {"resources": {"memory": {"max_mb": 4096}}}}"#;

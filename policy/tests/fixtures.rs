@@ -57,6 +57,16 @@ const MANIFESTS: &[(&str, Option<&str>, &[&str])] = &[
     ),
     ("manifest-invalid-missing-required.json", None, &[""]),
     ("manifest-invalid-interpreter.json", None, &["/runtime/interpreter"]),
+    (
+        "manifest-invalid-event-limits.json",
+        None,
+        &[
+            "/permissions/events/max_event_bytes",
+            "/permissions/events/rate/burst",
+            "/permissions/events/rate/bytes_per_second",
+            "/permissions/events/rate/events_per_second",
+        ],
+    ),
 ];
 
 /// (policy file, pointers of the expected problems; empty = valid)
@@ -78,6 +88,14 @@ const POLICIES: &[(&str, &[&str])] = &[
         ],
     ),
     ("policy-invalid-duplicate-key.json", &["/sandbox/seccomp_default_action"]),
+    (
+        "policy-invalid-event-rate.json",
+        &[
+            "/sandbox/defaults/event_rate/burst",
+            "/sandbox/defaults/event_rate/bytes_per_second",
+            "/sandbox/defaults/event_rate/events_per_second",
+        ],
+    ),
 ];
 
 fn distinct_pointers(problems: &wf_policy::Problems) -> Vec<String> {
@@ -147,4 +165,31 @@ fn the_shipped_default_policy_file_is_the_embedded_default() {
     assert_eq!(on_disk.authentication.session_timeout_minutes, 60);
     assert_eq!((on_disk.audit.rotate_size_mb, on_disk.audit.rotate_keep), (100, 5));
     assert_eq!(on_disk.compliance.min_audit_score, 85);
+}
+
+#[test]
+fn the_native_example_sets_its_event_limits() {
+    let policy = default_policy();
+    let manifest = load_manifest(&read("manifest-native-full.json"), &policy).unwrap();
+    let spec = derive_spec(&manifest, Path::new("/srv/plugins/example"), &policy).unwrap();
+    let events = &spec.events;
+    assert_eq!(
+        (events.max_event_bytes.value, events.max_event_bytes.origin.pointer.as_str()),
+        (16_384, "/permissions/events/max_event_bytes")
+    );
+    assert_eq!(
+        (events.rate.events_per_second.value, events.rate.burst.value, events.rate.bytes_per_second.value),
+        (200, 400, 262_144)
+    );
+    assert_eq!(events.rate.burst.origin.pointer, "/permissions/events/rate/burst");
+}
+
+#[test]
+fn the_shipped_default_policy_sets_the_documented_event_rates() {
+    let sandbox = default_policy().sandbox;
+    let d = sandbox.defaults.event_rate;
+    assert_eq!((d.events_per_second, d.burst, d.bytes_per_second), (1000, 2000, 1_048_576));
+    let c = sandbox.ceilings.max_event_rate;
+    assert_eq!((c.events_per_second, c.burst, c.bytes_per_second), (10_000, 20_000, 16_777_216));
+    assert_eq!(sandbox.ceilings.max_event_bytes, 65_536);
 }

@@ -67,6 +67,11 @@ pub fn render_json(spec: &SandboxSpec) -> Value {
             "write": sourced(&spec.events.write),
             "ui_render": sourced(&spec.events.ui_render),
             "max_event_bytes": sourced(&spec.events.max_event_bytes),
+            "rate": {
+                "events_per_second": sourced(&spec.events.rate.events_per_second),
+                "burst": sourced(&spec.events.rate.burst),
+                "bytes_per_second": sourced(&spec.events.rate.bytes_per_second),
+            },
         },
         "layers": {
             "required": sourced(&spec.layers.required),
@@ -408,6 +413,10 @@ fn write_events(out: &mut Text, spec: &SandboxSpec) {
     out.line("write", &list_text(&e.write.value), &e.write.origin);
     out.line("ui.render", if e.ui_render.value { "yes" } else { "no" }, &e.ui_render.origin);
     out.line("max event", &bytes_text(u64::from(e.max_event_bytes.value)), &e.max_event_bytes.origin);
+    let rate = &e.rate;
+    out.line("publish rate", &format!("{} events/s", rate.events_per_second.value), &rate.events_per_second.origin);
+    out.line("publish burst", &format!("{} events", rate.burst.value), &rate.burst.origin);
+    out.line("channel read", &format!("{}/s", bytes_text(rate.bytes_per_second.value)), &rate.bytes_per_second.origin);
 }
 
 fn write_layers_and_env(out: &mut Text, spec: &SandboxSpec) {

@@ -89,6 +89,12 @@ fn text_shows_topic_grants_and_environment() {
     assert!(line_with(events, "  write ").contains("[manifest /permissions/events/write]"));
     assert!(line_with(events, "ui.render").contains("yes"));
     assert!(line_with(events, "max event").contains("64 KiB"));
+    assert!(line_with(events, "max event").contains("[policy /sandbox/ceilings/max_event_bytes]"));
+    let rate = line_with(events, "publish rate");
+    assert!(rate.contains("1000 events/s") && rate.contains("[policy /sandbox/defaults/event_rate/events_per_second]"));
+    assert!(line_with(events, "publish burst").contains("2000 events"));
+    let read = line_with(events, "channel read");
+    assert!(read.contains("1 MiB/s") && read.contains("[policy /sandbox/defaults/event_rate/bytes_per_second]"));
     assert!(section(&text, "Environment").contains("WFSANDBOX_PLUGIN=my_plugin"));
     let rlimits = section(&text, "Rlimits");
     assert!(line_with(rlimits, "  CORE ").contains("0 / 0"));
@@ -167,4 +173,31 @@ fn helpers() {
     assert_eq!(list_text(&[]), "(none)");
     assert_eq!(duration_text(5000), "5 s");
     assert_eq!(duration_text(1500), "1500 ms");
+}
+
+#[test]
+fn event_limits_set_by_the_manifest_are_attributed_to_it() {
+    let policy = wf_policy::default_policy();
+    let manifest = wf_policy::load_manifest(
+        br#"{"name": "p", "version": "1.0.0", "entry_point": "main.py",
+             "permissions": {"events": {"max_event_bytes": 8192, "rate": {"events_per_second": 25, "bytes_per_second": 65536}}}}"#,
+        &policy,
+    )
+    .unwrap();
+    let spec = wf_policy::derive_spec(&manifest, Path::new("/srv/plugins/p"), &policy).unwrap();
+    let text = render_text(&spec);
+    let events = section(&text, "Event topics");
+    let max = line_with(events, "max event");
+    assert!(max.contains("8 KiB") && max.contains("[manifest /permissions/events/max_event_bytes]"), "{max}");
+    assert!(line_with(events, "publish rate").contains("[manifest /permissions/events/rate/events_per_second]"));
+    assert!(line_with(events, "publish burst").contains("[policy /sandbox/defaults/event_rate/burst]"));
+    assert!(line_with(events, "channel read").contains("64 KiB/s"));
+    let v = render_json(&spec);
+    assert_eq!(v["events"]["max_event_bytes"]["value"], 8192);
+    assert_eq!(
+        v["events"]["rate"]["events_per_second"],
+        json!({"value": 25, "from": {"source": "manifest", "pointer": "/permissions/events/rate/events_per_second"}})
+    );
+    assert_eq!(v["events"]["rate"]["burst"]["from"]["pointer"], "/sandbox/defaults/event_rate/burst");
+    assert_eq!(v["events"]["rate"]["bytes_per_second"]["value"], 65536);
 }

@@ -127,6 +127,10 @@ impl Subscriptions {
         self.patterns.iter().map(String::as_str)
     }
 
+    pub fn contains(&self, pattern: &str) -> bool {
+        self.patterns.contains(pattern)
+    }
+
     pub fn to_vec(&self) -> Vec<String> {
         self.patterns.iter().cloned().collect()
     }
@@ -149,6 +153,7 @@ mod tests {
             write: Sourced::new(list(write), Origin::manifest("/permissions/events/write")),
             ui_render: Sourced::new(ui, Origin::manifest("/permissions/system/ui/render")),
             max_event_bytes: Sourced::new(65536, Origin::policy("/sandbox/ceilings/max_event_bytes")),
+            rate: wf_policy::spec::EventRate::for_tests(),
         }
     }
 

@@ -89,6 +89,7 @@ impl<'a> Session<'a> {
         let forwarder = OutputForwarder::new(cfg.output_budget, cfg.plugin);
         let channel = Channel { fd: None, decoder, outgoing: Vec::new(), half_closed: false };
         let subscriptions = Subscriptions::from_grants(cfg.grants);
+        let budget = PublishBudget::new(&cfg.grants.rate, crate::publish_budget::BYTE_BUDGET);
         Self {
             cfg,
             io,
@@ -96,7 +97,7 @@ impl<'a> Session<'a> {
             stdout_open: true,
             stderr_open: true,
             forwarder,
-            budget: PublishBudget::default(),
+            budget,
             subscriptions,
             outcome: SessionOutcome::default(),
         }
@@ -327,8 +328,11 @@ impl<'a> Session<'a> {
             let took = self.channel.decoder.push(rest);
             rest = &rest[took..];
             match self.channel.decoder.next_frame::<PluginMessage>() {
-                Ok(Some(PluginMessage::Publish { topic, payload, .. })) => {
-                    self.handle_publish(topic, payload, published)
+                Ok(Some(PluginMessage::Publish { topic, payload, claimed_sender })) => {
+                    if let Some(claimed) = claimed_sender {
+                        self.report_claimed_sender(&topic, &claimed);
+                    }
+                    self.handle_publish(topic, payload, published);
                 }
                 Ok(Some(PluginMessage::Subscribe { topics })) => self.handle_subscribe(&topics),
                 Ok(Some(PluginMessage::Unsubscribe { topics })) => {
@@ -374,6 +378,20 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// A publish that named its own sender: the field is dropped (published events carry no
+    /// sender in a one-shot run) and the attempt recorded.
+    fn report_claimed_sender(&mut self, topic: &str, claimed: &str) {
+        let cut = |text: &str| text.chars().take(256).collect::<String>();
+        let detail = serde_json::json!({ "topic": cut(topic), "claimed_sender": cut(claimed) });
+        let mut violation = self.broker_violation(
+            "forged_sender",
+            detail,
+            "the sender of an event is the publishing connection (docs/protocol.md §1.4)".into(),
+        );
+        violation.action = "ignore".into();
+        self.record(violation);
+    }
+
     /// In a one-shot run every event was queued before the plugin ran, so a subscription
     /// changes no delivery; it is still checked against the read grant and answered.
     fn handle_subscribe(&mut self, topics: &[String]) {
@@ -393,7 +411,9 @@ impl<'a> Session<'a> {
         let quoted = crate::terminal_text::escape(&error.to_string());
         let _ = writeln!(stderr, "wfsandbox: closing the plugin's event channel: {quoted}");
         let (kind, rule) = match error {
-            ProtocolError::Oversized { .. } => ("oversized_frame", "/sandbox/ceilings/max_event_bytes"),
+            ProtocolError::Oversized { .. } => {
+                ("oversized_frame", self.cfg.grants.max_event_bytes.origin.pointer.as_str())
+            }
             _ => ("malformed_frame", "plugin channel frame rules (docs/protocol.md)"),
         };
         let detail = serde_json::json!({ "error": error.to_string() });

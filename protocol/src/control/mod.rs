@@ -36,10 +36,10 @@ pub use errors::{
 pub use inbound::{next_client_message, request_decoder, ClientFrame, Rejection};
 pub use message::{ClientMessage, Hello, Request, Response, ServerMessage, StreamEndReason, Welcome};
 pub use results::{
-    CancelResult, CpuStats, EventItem, ExitCause, ExitSummary, ListResult, LoadResult, LogChunk, LogStream, LogsResult,
-    MemoryStats, PidsStats, PluginState, PluginStats, PluginStatus, PluginSummary, ProcessStats, PublishResult,
-    ReloadPolicyResult, Reply, ShutdownResult, StatsResult, StreamItem, SubscribeResult, ValidateResult, Violation,
-    ViolationsResult,
+    CancelResult, CpuStats, EventCounters, EventItem, ExitCause, ExitSummary, ListResult, LoadResult, LogChunk,
+    LogStream, LogsResult, MemoryStats, PidsStats, PluginState, PluginStats, PluginStatus, PluginSummary, ProcessStats,
+    PublishResult, ReloadPolicyResult, Reply, ShutdownResult, StatsResult, StreamItem, SubscribeResult, ValidateResult,
+    Violation, ViolationsResult,
 };
 pub use verbs::{
     Call, CancelArgs, ListArgs, LoadArgs, LogsArgs, ManifestSource, NameArgs, PublishArgs, ReloadPolicyArgs, Rights,

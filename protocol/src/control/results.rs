@@ -110,6 +110,27 @@ pub struct PluginStatus {
     /// `enforcement` object); `null` before the first start.
     #[serde(default, deserialize_with = "super::strict::option")]
     pub enforcement: Option<Value>,
+    /// The running instance's traffic through the broker; `null` when no instance is connected.
+    #[serde(default)]
+    pub events: Option<EventCounters>,
+}
+
+/// One running instance's counters in the broker, since it started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventCounters {
+    /// Publishes the broker routed.
+    pub published: u64,
+    /// Publishes and subscriptions it refused (each is also a violation).
+    pub refused: u64,
+    /// Events queued to the plugin.
+    pub delivered: u64,
+    /// Events due to the plugin that did not fit its inbox: it was not reading fast enough.
+    pub dropped_full: u64,
+    /// Events due to the plugin over its own `max_event_bytes`.
+    pub dropped_too_large: u64,
+    /// The plugin's subscription set, sorted.
+    pub subscriptions: Vec<String>,
 }
 
 /// `load`.

@@ -6,12 +6,12 @@ use serde_json::{json, Value};
 use std::io::{Read, Write};
 use wf_protocol::control::{
     encode_server_message, next_client_message, request_decoder, Call, CancelArgs, CancelResult, ClientMessage,
-    ControlError, CpuStats, EventItem, ExitCause, ExitSummary, ListArgs, ListResult, LoadArgs, LoadResult, LogChunk,
-    LogStream, LogsArgs, LogsResult, ManifestSource, MemoryStats, NameArgs, PidsStats, PluginState, PluginStats,
-    PluginStatus, PluginSummary, Problem, ProcessStats, PublishArgs, PublishResult, ReloadPolicyArgs,
-    ReloadPolicyResult, Reply, Request, Rights, ServerMessage, ShutdownArgs, ShutdownResult, StartArgs, StatsArgs,
-    StatsResult, StopArgs, SubscribeEventsArgs, SubscribeResult, ValidateArgs, ValidateResult, Verb, Violation,
-    ViolationsArgs, ViolationsResult, Welcome,
+    ControlError, CpuStats, EventCounters, EventItem, ExitCause, ExitSummary, ListArgs, ListResult, LoadArgs,
+    LoadResult, LogChunk, LogStream, LogsArgs, LogsResult, ManifestSource, MemoryStats, NameArgs, PidsStats,
+    PluginState, PluginStats, PluginStatus, PluginSummary, Problem, ProcessStats, PublishArgs, PublishResult,
+    ReloadPolicyArgs, ReloadPolicyResult, Reply, Request, Rights, ServerMessage, ShutdownArgs, ShutdownResult,
+    StartArgs, StatsArgs, StatsResult, StopArgs, SubscribeEventsArgs, SubscribeResult, ValidateArgs, ValidateResult,
+    Verb, Violation, ViolationsArgs, ViolationsResult, Welcome,
 };
 
 pub fn frame_of(body: &[u8]) -> Vec<u8> {
@@ -149,6 +149,14 @@ pub fn sample_replies() -> Vec<Reply> {
             last_exit: Some(ExitSummary { cause: ExitCause::Signaled, code: None, signal: Some(9), time_ms: 1 }),
             next_restart_ms: Some(1_733_000_002_000),
             enforcement: Some(json!({"seccomp": {"status": "enforced"}, "no_new_privs": true})),
+            events: Some(EventCounters {
+                published: 40,
+                refused: 1,
+                delivered: 12,
+                dropped_full: 3,
+                dropped_too_large: 0,
+                subscriptions: vec!["energy.update".into()],
+            }),
         }),
         Reply::Logs(LogsResult { chunks: vec![log_chunk()], dropped_bytes: 17 }),
         Reply::Stats(StatsResult { plugins: vec![plugin_stats()] }),

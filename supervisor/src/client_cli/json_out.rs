@@ -66,6 +66,7 @@ fn plugin_status(status: &PluginStatus) -> Value {
     fields.insert("next_restart_ms".into(), status.next_restart_ms.into());
     fields.insert("next_restart".into(), status.next_restart_ms.map(rfc3339_millis).into());
     fields.insert("enforcement".into(), status.enforcement.clone().unwrap_or(Value::Null));
+    fields.insert("events".into(), status.events.as_ref().map_or(Value::Null, as_json));
     Value::Object(fields)
 }
 

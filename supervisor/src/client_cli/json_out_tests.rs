@@ -51,6 +51,7 @@ fn status_puts_the_summary_keys_at_the_top_and_dates_the_last_exit() {
         last_exit: Some(ExitSummary { cause: ExitCause::Signaled, code: None, signal: Some(31), time_ms: 0 }),
         next_restart_ms: Some(1_000),
         enforcement: Some(json!({ "seccomp": { "status": "enforced" } })),
+        events: None,
     };
     let value = reply_document(&Reply::Status(status));
     for key in ["name", "state", "pid", "restarts", "since", "since_ms", "version", "instance"] {
@@ -64,6 +65,7 @@ fn status_puts_the_summary_keys_at_the_top_and_dates_the_last_exit() {
     );
     assert_eq!((&value["next_restart"], &value["manifest_path"]), (&json!("1970-01-01T00:00:01.000Z"), &Value::Null));
     assert_eq!(value["enforcement"]["seccomp"]["status"], "enforced");
+    assert_eq!(value["events"], Value::Null, "no instance connected");
 }
 
 #[test]

@@ -116,7 +116,7 @@ pub struct PublishCommand {
 
 #[derive(Debug, Args)]
 pub struct EventsCommand {
-    /// Only events on this exact topic (repeatable; default every topic).
+    /// Only events on this topic, or `prefix.*` for one more segment (repeatable; default every topic).
     #[arg(long = "topic", value_name = "TOPIC")]
     pub topics: Vec<String>,
     /// After the replayed events, keep printing new ones until interrupted.

@@ -95,6 +95,17 @@ pub fn status_block(status: &PluginStatus) -> String {
     if let Some(next) = status.next_restart_ms {
         pairs.push(("next restart", rfc3339_seconds(next)));
     }
+    if let Some(events) = &status.events {
+        pairs.push(("events out", format!("{} published, {} refused", events.published, events.refused)));
+        pairs.push((
+            "events in",
+            format!(
+                "{} delivered, {} dropped (inbox full), {} dropped (over its size limit)",
+                events.delivered, events.dropped_full, events.dropped_too_large
+            ),
+        ));
+        pairs.push(("subscribed", escape(&events.subscriptions.join(", "))));
+    }
     let mut text = key_value_block(&pairs);
     text.push_str(&enforcement_lines(status.enforcement.as_ref()));
     text

@@ -111,8 +111,21 @@ fn status_is_a_key_value_block_with_the_last_exit_and_each_layer() {
             "landlock": { "status": "degraded", "detail": { "reason": "kernel lacks it" } },
             "no_new_privs": true,
         })),
+        events: Some(wf_protocol::control::EventCounters {
+            published: 40,
+            refused: 1,
+            delivered: 12,
+            dropped_full: 3,
+            dropped_too_large: 0,
+            subscriptions: vec!["energy.update".into(), "sensor.*".into()],
+        }),
     };
     let text = status_block(&status);
+    assert!(
+        text.contains("events in:    12 delivered, 3 dropped (inbox full), 0 dropped (over its size limit)\n"),
+        "{text}"
+    );
+    assert!(text.contains("subscribed:   energy.update, sensor.*\n"), "{text}");
     assert!(
         text.starts_with("name:         clock\nversion:      1.0.0\nstate:        crashed\npid:          -\n"),
         "{text}"

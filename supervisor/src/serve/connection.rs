@@ -286,6 +286,9 @@ impl Connection {
                 });
             }
             Call::SubscribeEvents(args) => {
+                if let Err(e) = streams::check_patterns(args.topics.as_deref()) {
+                    return answer_error(outbox, streams, id, e, permit);
+                }
                 let (slot, cancelled) = match self.open_stream(id) {
                     Ok(opened) => opened,
                     Err(e) => return refuse_stream(outbox, streams, id, e, permit),
@@ -340,8 +343,12 @@ impl Connection {
 /// Answer `rate_limited` for a stream over the caps. The task keeps the in-flight permit, so
 /// refusals waiting on a full outbox count against [`MAX_IN_FLIGHT`] like any request.
 fn refuse_stream(outbox: Outbox, streams: OpenStreams, id: u64, error: LimitError, permit: OwnedSemaphorePermit) {
+    answer_error(outbox, streams, id, too_many_streams(error), permit);
+}
+
+fn answer_error(outbox: Outbox, streams: OpenStreams, id: u64, error: ControlError, permit: OwnedSemaphorePermit) {
     tokio::spawn(async move {
-        let _ = outbox.send(encode_reply(id, Err(&too_many_streams(error)))).await;
+        let _ = outbox.send(encode_reply(id, Err(&error))).await;
         streams.release_id(id);
         drop(permit);
     });

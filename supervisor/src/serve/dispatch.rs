@@ -50,8 +50,14 @@ fn publish(daemon: &Daemon, peer: PeerCred, topic: String, payload: serde_json::
             "topic: dot-separated segments, each a lowercase letter then [a-z0-9_], at most 128 bytes",
         ));
     }
-    let event = EventRecord { topic, payload, sender: format!("control:{}", peer.uid), time_ms: daemon.now_ms() };
-    let delivered = daemon.broker.publish(event, None);
+    let sender = Arc::from(format!("control:{}", peer.uid));
+    let event = EventRecord { topic, payload, sender, time_ms: daemon.now_ms() };
+    // The request cap (64 KiB) bounds the payload well below the frame ceiling; plugins with a
+    // smaller `max_event_bytes` do not get an event over it (counted as dropped for them).
+    let delivered = daemon
+        .broker
+        .publish(event, None, wf_protocol::MAX_FRAME_BYTES_CEILING)
+        .map_err(|e| ControlError::bad_request(format!("payload: {e}")))?;
     Ok(Reply::Publish(PublishResult { delivered }))
 }
 

@@ -90,6 +90,18 @@ enum Wake<T> {
     ConnectionGone,
 }
 
+/// A subscription names topics or `prefix.*` patterns, with the same rules as a manifest's
+/// read grant (a wildcard matches exactly one more segment).
+pub fn check_patterns(patterns: Option<&[String]>) -> Result<(), ControlError> {
+    match patterns.unwrap_or_default().iter().find(|p| !wf_policy::topic::grant_is_valid(p)) {
+        None => Ok(()),
+        Some(_) => Err(ControlError::bad_request(
+            "args.topics[]: a topic is dot-separated segments, each a lowercase letter then [a-z0-9_], \
+             at most 128 bytes, optionally ending in '.*' for exactly one more segment",
+        )),
+    }
+}
+
 pub async fn events(
     daemon: Arc<Daemon>,
     outbox: Outbox,
@@ -120,13 +132,13 @@ pub async fn events(
             _ = shutting_down(shutdown.clone()) => Wake::End(StreamEndReason::ShuttingDown),
             request = &mut cancelled => request.map_or(Wake::ConnectionGone, Wake::Cancelled),
             event = queue.recv() => match event {
-                Some(event) => Wake::Item(event),
+                Some(delivered) => Wake::Item(delivered),
                 None if subscription.lagged.load(std::sync::atomic::Ordering::Acquire) => Wake::End(StreamEndReason::Lagged),
                 None => Wake::End(StreamEndReason::ShuttingDown),
             },
         };
         match wake {
-            Wake::Item(event) if offer(&outbox, id, &event_item(&event)) => {}
+            Wake::Item(delivered) if offer(&outbox, id, &event_item(&delivered.event)) => {}
             Wake::Item(_) => ended = Some(StreamEndReason::Lagged),
             Wake::End(reason) => ended = Some(reason),
             Wake::Cancelled(ack) => {
@@ -219,11 +231,12 @@ impl Daemon {
     }
 }
 
-fn event_item(event: &super::broker::EventRecord) -> StreamItem {
+fn event_item(event: &super::broker::SharedEvent) -> StreamItem {
+    let event = &event.record;
     StreamItem::Event(EventItem {
         topic: event.topic.clone(),
         payload: event.payload.clone(),
-        sender: event.sender.clone(),
+        sender: event.sender.to_string(),
         time_ms: event.time_ms,
         payload_dropped: false,
     })

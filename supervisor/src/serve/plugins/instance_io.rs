@@ -5,33 +5,30 @@
 //! the pipe fills and the plugin blocks, instead of the daemon spending a core to discard a
 //! flood. Channel frames are checked before allocation (the frame cap is the spec's
 //! `max_event_bytes`); any frame that breaks the rules closes the channel and is a violation.
-//! The channel is read at most [`crate::publish_budget::CHANNEL_BYTES_PER_SEC`] (with a burst),
+//! The channel is read at most the spec's `events.rate.bytes_per_second` (with a burst),
 //! charged before anything read is parsed: past it the reader waits, so the plugin blocks on
 //! its full socket instead of the daemon parsing a flood only to refuse it.
 //! Violations a plugin causes are admitted by a [`ViolationBudget`] (records and bytes a
 //! second); the rest are counted into the next one recorded. Strings the plugin chose are cut
 //! to [`super::super::violations::MAX_RECORDED_TEXT`] bytes in every record.
 
-use super::super::broker::{EventRecord, PluginPort, ToPlugin};
+use super::super::broker::{inbox, EventRecord, InboxReceiver, InboxSender, PortCounters, PortId, WRITE_BATCH_BYTES};
 use super::super::daemon::Daemon;
 use super::super::violations::{bounded_text, Admission, ViolationBudget};
 use crate::daemon::LogStream;
-use crate::grants;
+use crate::grants::{self, RefusedPattern};
 use crate::launch_service::wire::{FD_CHANNEL, FD_STDERR, FD_STDOUT, LAUNCHED_FD_COUNT};
 use crate::publish_budget::{ByteRate, PublishBudget};
 use std::os::fd::OwnedFd;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::mpsc;
 use wf_policy::spec::{EventGrants, SandboxSpec};
 use wf_protocol::control::Violation;
 use wf_protocol::{FrameDecoder, PluginMessage, ProtocolError, SupervisorMessage};
 
-/// Events queued for a plugin that is not reading; later ones are dropped.
-pub const INBOX: usize = 256;
 /// Pause of an output reader after the rate cap dropped bytes.
 const FLOOD_PAUSE: Duration = Duration::from_millis(100);
 const READ_CHUNK: usize = 16 * 1024;
@@ -52,6 +49,7 @@ pub fn connect(daemon: &Arc<Daemon>, name: &str, instance: &str, spec: &SandboxS
     let ctx = ChannelContext {
         name: name.to_owned(),
         instance: instance.to_owned(),
+        sender: Arc::from(format!("plugin:{name}")),
         grants: Arc::new(spec.events.clone()),
         max_event_bytes: spec.events.max_event_bytes.value,
     };
@@ -89,8 +87,21 @@ async fn capture_output(daemon: Arc<Daemon>, name: String, stream: LogStream, fd
 struct ChannelContext {
     name: String,
     instance: String,
+    /// `plugin:<name>`, the sender of everything this channel publishes.
+    sender: Arc<str>,
     grants: Arc<EventGrants>,
     max_event_bytes: u32,
+}
+
+/// The reading half of a plugin channel: its broker port and where its replies go.
+struct Publisher<'a> {
+    daemon: &'a Daemon,
+    ctx: &'a ChannelContext,
+    port: PortId,
+    counters: Arc<PortCounters>,
+    replies: InboxSender,
+    budget: PublishBudget,
+    reporter: ViolationReporter,
 }
 
 async fn serve_channel(daemon: Arc<Daemon>, ctx: ChannelContext, fd: OwnedFd) {
@@ -102,17 +113,25 @@ async fn serve_channel(daemon: Arc<Daemon>, ctx: ChannelContext, fd: OwnedFd) {
         }
     };
     let (mut reader, writer) = stream.into_split();
-    let (tx, rx) = mpsc::channel(INBOX);
+    let (tx, rx) = inbox(ctx.max_event_bytes);
     let hello = SupervisorMessage::Hello {
         protocol: wf_protocol::PROTOCOL_VERSION,
         plugin: ctx.name.clone(),
         instance: ctx.instance.clone(),
     };
-    tokio::spawn(write_to_plugin(writer, rx, hello, ctx.max_event_bytes));
-    let port = PluginPort { grants: Arc::clone(&ctx.grants), tx: tx.clone(), dropped: Arc::new(AtomicU64::new(0)) };
-    daemon.broker.attach_plugin(&ctx.instance, port);
-    let mut reporter = ViolationReporter::new(&ctx);
-    read_from_plugin(&daemon, &ctx, &mut reader, &tx, &mut reporter).await;
+    let hello = wf_protocol::encode_with_limit(&hello, ctx.max_event_bytes).unwrap_or_default();
+    tokio::spawn(write_to_plugin(writer, rx, hello));
+    let (port, counters) = daemon.broker.attach_plugin(&ctx.instance, Arc::clone(&ctx.grants), tx.clone());
+    let mut publisher = Publisher {
+        daemon: &daemon,
+        ctx: &ctx,
+        port,
+        counters,
+        replies: tx,
+        budget: PublishBudget::rate_only(&ctx.grants.rate),
+        reporter: ViolationReporter::new(&ctx),
+    };
+    publisher.read_from(&mut reader).await;
     // Closing: the broker lets go of the inbox, and the writer ends with the last sender.
     daemon.broker.detach_plugin(&ctx.instance);
 }
@@ -123,99 +142,141 @@ fn adopt_stream(fd: OwnedFd) -> std::io::Result<tokio::net::UnixStream> {
     tokio::net::UnixStream::from_std(stream)
 }
 
-async fn write_to_plugin(
-    mut writer: OwnedWriteHalf,
-    mut rx: mpsc::Receiver<ToPlugin>,
-    hello: SupervisorMessage,
-    max: u32,
-) {
-    let mut next = Some(hello);
-    while let Some(message) = next.take() {
-        if let Ok(frame) = wf_protocol::encode_with_limit(&message, max) {
-            if writer.write_all(&frame).await.is_err() {
-                return;
-            }
-        }
-        next = rx.recv().await.map(|item| match item {
-            ToPlugin::Event(event) => SupervisorMessage::Event {
-                topic: event.topic.clone(),
-                payload: event.payload.clone(),
-                sender: event.sender.clone(),
-            },
-            ToPlugin::Denied { topic, reason } => SupervisorMessage::Denied { topic, reason },
-        });
-    }
-}
-
-async fn read_from_plugin(
-    daemon: &Daemon,
-    ctx: &ChannelContext,
-    reader: &mut OwnedReadHalf,
-    tx: &mpsc::Sender<ToPlugin>,
-    reporter: &mut ViolationReporter,
-) {
-    let mut decoder = FrameDecoder::new(ctx.max_event_bytes);
-    let mut budget = PublishBudget::rate_only();
-    let mut bytes_read = ByteRate::channel(Instant::now());
-    let mut buf = vec![0u8; READ_CHUNK];
-    loop {
-        let n = match reader.read(&mut buf).await {
-            Ok(0) => {
-                if let Err(e) = decoder.finish() {
-                    reporter.frame_error(daemon, &e);
-                }
-                return;
-            }
-            Ok(n) => n,
-            Err(_) => return,
-        };
-        let wait = bytes_read.charge(n, Instant::now());
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
-        let mut input = &buf[..n];
-        while !input.is_empty() {
-            let taken = decoder.push(input);
-            input = &input[taken..];
-            loop {
-                match decoder.next_frame::<PluginMessage>() {
-                    Ok(Some(PluginMessage::Publish { topic, payload, .. })) => {
-                        publish(daemon, ctx, &mut budget, tx, reporter, topic, payload);
-                    }
-                    Ok(Some(PluginMessage::Subscribe { .. } | PluginMessage::Unsubscribe { .. })) => {}
-                    Ok(None) => break,
-                    Err(e) => {
-                        reporter.frame_error(daemon, &e);
-                        return;
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn publish(
-    daemon: &Daemon,
-    ctx: &ChannelContext,
-    budget: &mut PublishBudget,
-    tx: &mpsc::Sender<ToPlugin>,
-    reporter: &mut ViolationReporter,
-    topic: String,
-    payload: serde_json::Value,
-) {
-    let bytes = payload.to_string().len() as u64;
-    let refusal = match grants::check_publish(&ctx.grants, &topic) {
-        Err(refusal) => Some(("topic_denied", refusal.reason.to_owned(), refusal.rule)),
-        Ok(()) => budget.admit(bytes, Instant::now()).err().map(|r| (r.kind(), r.kind().replace('_', " "), r.rule())),
-    };
-    if let Some((kind, reason, rule)) = refusal {
-        let detail = serde_json::json!({ "topic": bounded_text(&topic), "bytes": bytes, "reason": reason });
-        reporter.report(daemon, kind, detail, rule);
-        let _ = tx.try_send(ToPlugin::Denied { topic, reason });
+/// Writes the hello, then everything queued to the plugin, as many frames per `write` as are
+/// waiting (up to [`WRITE_BATCH_BYTES`]).
+async fn write_to_plugin(mut writer: OwnedWriteHalf, mut queue: InboxReceiver, hello: Vec<u8>) {
+    if writer.write_all(&hello).await.is_err() {
         return;
     }
-    let event = EventRecord { topic, payload, sender: format!("plugin:{}", ctx.name), time_ms: daemon.now_ms() };
-    daemon.broker.publish(event, Some(&ctx.instance));
+    let mut batch = Vec::with_capacity(WRITE_BATCH_BYTES);
+    while queue.recv_batch(&mut batch, WRITE_BATCH_BYTES).await {
+        if writer.write_all(&batch).await.is_err() {
+            return;
+        }
+        batch.clear();
+    }
+}
+
+impl Publisher<'_> {
+    async fn read_from(&mut self, reader: &mut OwnedReadHalf) {
+        let mut decoder = FrameDecoder::new(self.ctx.max_event_bytes);
+        let mut bytes_read = ByteRate::channel(&self.ctx.grants.rate, self.ctx.max_event_bytes, Instant::now());
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            let n = match reader.read(&mut buf).await {
+                Ok(0) => {
+                    if let Err(e) = decoder.finish() {
+                        self.reporter.frame_error(self.daemon, &e);
+                    }
+                    return;
+                }
+                Ok(n) => n,
+                Err(_) => return,
+            };
+            let wait = bytes_read.charge(n, Instant::now());
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+            let mut input = &buf[..n];
+            while !input.is_empty() {
+                let taken = decoder.push(input);
+                input = &input[taken..];
+                loop {
+                    match decoder.next_frame::<PluginMessage>() {
+                        Ok(Some(message)) => self.handle(message),
+                        Ok(None) => break,
+                        Err(e) => {
+                            self.reporter.frame_error(self.daemon, &e);
+                            return;
+                        }
+                    }
+                }
+            }
+            // One read's worth of frames (at most READ_CHUNK bytes) is all a busy publisher
+            // gets before every other task on this worker has had its turn.
+            tokio::task::yield_now().await;
+        }
+    }
+
+    fn handle(&mut self, message: PluginMessage) {
+        match message {
+            PluginMessage::Publish { topic, payload, claimed_sender } => {
+                if let Some(claimed) = claimed_sender {
+                    self.report_claimed_sender(&topic, &claimed);
+                }
+                self.publish(topic, payload);
+            }
+            PluginMessage::Subscribe { topics } => {
+                let Some((refused, set)) = self.daemon.broker.subscribe_plugin(self.port, &topics) else { return };
+                for RefusedPattern { pattern, refusal } in refused {
+                    self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                    let detail = serde_json::json!({
+                        "topic": bounded_text(&pattern), "direction": "subscribe", "reason": refusal.reason,
+                    });
+                    self.reporter.report(self.daemon, "topic_denied", detail, refusal.rule);
+                    self.reply(&SupervisorMessage::Denied { topic: pattern, reason: refusal.reason.to_owned() });
+                }
+                self.reply(&SupervisorMessage::Subscribed { topics: set });
+            }
+            PluginMessage::Unsubscribe { topics } => {
+                if let Some(set) = self.daemon.broker.unsubscribe_plugin(self.port, &topics) {
+                    self.reply(&SupervisorMessage::Subscribed { topics: set });
+                }
+            }
+        }
+    }
+
+    fn publish(&mut self, topic: String, payload: serde_json::Value) {
+        let refusal = match grants::check_publish(&self.ctx.grants, &topic) {
+            Err(refusal) => Some(("topic_denied", refusal.reason.to_owned(), refusal.rule)),
+            Ok(()) => {
+                self.budget.admit(0, Instant::now()).err().map(|r| (r.kind(), r.kind().replace('_', " "), r.rule()))
+            }
+        };
+        if let Some(refusal) = refusal {
+            return self.refuse(topic, &payload, refusal);
+        }
+        let kept = topic.clone();
+        let record =
+            EventRecord { topic, payload, sender: Arc::clone(&self.ctx.sender), time_ms: self.daemon.now_ms() };
+        let published = self.daemon.broker.publish(record, Some(self.port), self.ctx.max_event_bytes);
+        if published.is_ok() {
+            self.counters.published.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Err(e) = published {
+            self.counters.refused.fetch_add(1, Ordering::Relaxed);
+            let rule = self.ctx.grants.max_event_bytes.origin.pointer.clone();
+            let detail =
+                serde_json::json!({ "topic": bounded_text(&kept), "direction": "publish", "reason": e.to_string() });
+            self.reporter.report(self.daemon, "oversized_event", detail, rule);
+            self.reply(&SupervisorMessage::Denied { topic: kept, reason: e.to_string() });
+        }
+    }
+
+    fn refuse(&mut self, topic: String, payload: &serde_json::Value, (kind, reason, rule): (&str, String, String)) {
+        self.counters.refused.fetch_add(1, Ordering::Relaxed);
+        let bytes = serde_json::to_vec(payload).map_or(0, |b| b.len());
+        let detail = serde_json::json!({
+            "topic": bounded_text(&topic), "direction": "publish", "bytes": bytes, "reason": reason,
+        });
+        self.reporter.report(self.daemon, kind, detail, rule);
+        self.reply(&SupervisorMessage::Denied { topic, reason });
+    }
+
+    fn report_claimed_sender(&mut self, topic: &str, claimed: &str) {
+        let detail = serde_json::json!({
+            "topic": bounded_text(topic), "claimed_sender": bounded_text(claimed), "sender": &*self.ctx.sender,
+        });
+        let rule = "the sender of an event is the publishing connection (docs/protocol.md §1.4)".to_owned();
+        self.reporter.report_with_action(self.daemon, "forged_sender", detail, rule, "ignore");
+    }
+
+    /// A reply to the plugin; dropped if its inbox is full (it is not reading).
+    fn reply(&self, message: &SupervisorMessage) {
+        if let Ok(frame) = wf_protocol::encode_with_limit(message, self.ctx.max_event_bytes) {
+            let _ = self.replies.offer(&Arc::new(frame));
+        }
+    }
 }
 
 /// Records a plugin's broker violations within its [`ViolationBudget`].
@@ -223,31 +284,57 @@ struct ViolationReporter {
     plugin: String,
     instance: String,
     budget: ViolationBudget,
+    /// The field that set the channel's frame cap.
+    frame_rule: String,
 }
 
 impl ViolationReporter {
     fn new(ctx: &ChannelContext) -> Self {
-        Self { plugin: ctx.name.clone(), instance: ctx.instance.clone(), budget: ViolationBudget::new(Instant::now()) }
+        Self {
+            plugin: ctx.name.clone(),
+            instance: ctx.instance.clone(),
+            budget: ViolationBudget::new(Instant::now()),
+            frame_rule: ctx.grants.max_event_bytes.origin.pointer.clone(),
+        }
     }
 
     fn frame_error(&mut self, daemon: &Daemon, error: &ProtocolError) {
         let (kind, rule) = match error {
-            ProtocolError::Oversized { .. } => ("oversized_frame", "/sandbox/ceilings/max_event_bytes"),
+            ProtocolError::Oversized { .. } => ("oversized_frame", self.frame_rule.as_str()),
             _ => ("malformed_frame", "plugin channel frame rules (docs/protocol.md)"),
         };
         // Decoder errors may quote what the plugin sent.
         let detail = serde_json::json!({ "error": bounded_text(&error.to_string()), "channel": "closed" });
         // The last word on a channel is always recorded.
         let admission = self.budget.force(detail_len(&detail));
-        self.record(daemon, admission, kind, detail, rule.to_owned());
+        self.record(daemon, admission, kind, detail, rule.to_owned(), "deny");
     }
 
     fn report(&mut self, daemon: &Daemon, kind: &str, detail: serde_json::Value, rule: String) {
-        let admission = self.budget.admit(detail_len(&detail), Instant::now());
-        self.record(daemon, admission, kind, detail, rule);
+        self.report_with_action(daemon, kind, detail, rule, "deny");
     }
 
-    fn record(&self, daemon: &Daemon, admission: Admission, kind: &str, mut detail: serde_json::Value, rule: String) {
+    fn report_with_action(
+        &mut self,
+        daemon: &Daemon,
+        kind: &str,
+        detail: serde_json::Value,
+        rule: String,
+        action: &str,
+    ) {
+        let admission = self.budget.admit(detail_len(&detail), Instant::now());
+        self.record(daemon, admission, kind, detail, rule, action);
+    }
+
+    fn record(
+        &self,
+        daemon: &Daemon,
+        admission: Admission,
+        kind: &str,
+        mut detail: serde_json::Value,
+        rule: String,
+        action: &str,
+    ) {
         let Admission::Record { suppressed_before } = admission else { return };
         if suppressed_before > 0 {
             detail["suppressed_before"] = serde_json::json!(suppressed_before);
@@ -260,7 +347,7 @@ impl ViolationReporter {
             kind: kind.into(),
             detail,
             rule,
-            action: "deny".into(),
+            action: action.into(),
         });
     }
 }

@@ -193,6 +193,7 @@ impl Daemon {
             last_exit: record.last_exit.clone(),
             next_restart_ms: record.next_restart_ms,
             enforcement: record.enforcement.clone(),
+            events: table.registry.get(name).ok().and_then(|e| e.instance()).and_then(|i| self.broker.counters(i)),
         })
     }
 

@@ -1,0 +1,148 @@
+//! One plugin's queue of outgoing frames, bounded in events and in bytes.
+//!
+//! The broker offers frames without waiting: when the plugin is not reading and the queue is
+//! full the frame is refused (the caller counts it), so a slow reader never holds a publisher
+//! or more than [`INBOX_EVENTS`] frames and [`inbox_byte_cap`] bytes of the daemon's memory.
+//! Each queued frame carries the permits for its bytes; they return once the writer has taken
+//! the frame into its write batch.
+
+use std::sync::Arc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use wf_protocol::HEADER_LEN;
+
+/// Frames queued to one plugin at most.
+pub const INBOX_EVENTS: usize = 256;
+/// Bytes queued to one plugin at most, unless one frame of its cap is larger.
+pub const INBOX_BYTES: usize = 1024 * 1024;
+/// Bytes the writer gathers into one `write`.
+pub const WRITE_BATCH_BYTES: usize = 64 * 1024;
+
+/// An encoded frame, shared by every reader it goes to.
+pub type Frame = Arc<Vec<u8>>;
+
+struct Queued {
+    frame: Frame,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// What became of one offered frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offer {
+    Queued,
+    /// The plugin is not keeping up: no room now.
+    Full,
+    /// Larger than the plugin's own `max_event_bytes`.
+    TooLarge,
+    /// The plugin's channel is gone.
+    Closed,
+}
+
+/// The bytes one plugin's queue holds at most: [`INBOX_BYTES`], or one frame of its cap.
+pub fn inbox_byte_cap(max_frame_bytes: u32) -> usize {
+    INBOX_BYTES.max(max_frame_bytes as usize + HEADER_LEN)
+}
+
+#[derive(Clone)]
+pub struct InboxSender {
+    tx: mpsc::Sender<Queued>,
+    budget: Arc<Semaphore>,
+    byte_cap: usize,
+    max_frame_bytes: usize,
+}
+
+pub struct InboxReceiver {
+    rx: mpsc::Receiver<Queued>,
+}
+
+/// A queue for a plugin whose frames are at most `max_frame_bytes` (body, without header).
+pub fn inbox(max_frame_bytes: u32) -> (InboxSender, InboxReceiver) {
+    let byte_cap = inbox_byte_cap(max_frame_bytes);
+    let (tx, rx) = mpsc::channel(INBOX_EVENTS);
+    let budget = Arc::new(Semaphore::new(byte_cap));
+    (InboxSender { tx, budget, byte_cap, max_frame_bytes: max_frame_bytes as usize }, InboxReceiver { rx })
+}
+
+impl InboxSender {
+    /// Queue `frame` if the plugin may take it and there is room now.
+    pub fn offer(&self, frame: &Frame) -> Offer {
+        if frame.len().saturating_sub(HEADER_LEN) > self.max_frame_bytes {
+            return Offer::TooLarge;
+        }
+        let permits = frame.len().clamp(1, self.byte_cap) as u32;
+        let permit = match Arc::clone(&self.budget).try_acquire_many_owned(permits) {
+            Ok(permit) => permit,
+            Err(TryAcquireError::NoPermits) => return Offer::Full,
+            Err(TryAcquireError::Closed) => return Offer::Closed,
+        };
+        match self.tx.try_send(Queued { frame: Arc::clone(frame), _permit: permit }) {
+            Ok(()) => Offer::Queued,
+            Err(mpsc::error::TrySendError::Full(_)) => Offer::Full,
+            Err(mpsc::error::TrySendError::Closed(_)) => Offer::Closed,
+        }
+    }
+}
+
+impl InboxReceiver {
+    /// Waits for a frame, then appends it and whatever else is queued to `batch` until the
+    /// batch passes `max_bytes`. `false` once every sender is gone and the queue is empty.
+    pub async fn recv_batch(&mut self, batch: &mut Vec<u8>, max_bytes: usize) -> bool {
+        let Some(first) = self.rx.recv().await else { return false };
+        batch.extend_from_slice(&first.frame);
+        while batch.len() < max_bytes {
+            match self.rx.try_recv() {
+                Ok(next) => batch.extend_from_slice(&next.frame),
+                Err(_) => break,
+            }
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(body: usize) -> Frame {
+        Arc::new(vec![0u8; HEADER_LEN + body])
+    }
+
+    #[tokio::test]
+    async fn the_inbox_is_bounded_in_events_and_bytes_and_frees_as_the_writer_takes() {
+        let (tx, mut rx) = inbox(64 * 1024);
+        let small = frame(10);
+        let queued = (0..INBOX_EVENTS * 2).filter(|_| tx.offer(&small) == Offer::Queued).count();
+        assert_eq!(queued, INBOX_EVENTS);
+        let mut batch = Vec::new();
+        assert!(rx.recv_batch(&mut batch, usize::MAX).await);
+        assert_eq!(batch.len(), INBOX_EVENTS * small.len(), "one batch takes everything queued");
+
+        let big = frame(60 * 1024);
+        let fit = (0..100).filter(|_| tx.offer(&big) == Offer::Queued).count();
+        assert_eq!(fit, INBOX_BYTES / big.len(), "bytes bound the queue before the event count");
+    }
+
+    #[tokio::test]
+    async fn a_frame_over_the_readers_cap_is_refused_and_a_closed_reader_says_so() {
+        let (tx, rx) = inbox(100);
+        assert_eq!(tx.offer(&frame(101)), Offer::TooLarge);
+        assert_eq!(tx.offer(&frame(100)), Offer::Queued);
+        drop(rx);
+        assert_eq!(tx.offer(&frame(1)), Offer::Closed);
+    }
+
+    #[tokio::test]
+    async fn a_batch_stops_after_the_frame_that_passes_its_size() {
+        let (tx, mut rx) = inbox(64 * 1024);
+        for _ in 0..10 {
+            assert_eq!(tx.offer(&frame(1000)), Offer::Queued);
+        }
+        let mut batch = Vec::new();
+        assert!(rx.recv_batch(&mut batch, 2500).await);
+        assert_eq!(batch.len(), 3 * (1000 + HEADER_LEN));
+        drop(tx);
+        batch.clear();
+        assert!(rx.recv_batch(&mut batch, usize::MAX).await, "what was queued is still written");
+        assert_eq!(batch.len(), 7 * (1000 + HEADER_LEN));
+        assert!(!rx.recv_batch(&mut batch, usize::MAX).await);
+    }
+}

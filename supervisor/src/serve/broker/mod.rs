@@ -1,0 +1,359 @@
+//! Routes events between plugins and control-socket subscribers.
+//!
+//! Grants are checked before anything is routed: a plugin's publish is admitted by
+//! [`crate::grants::check_publish`] before it reaches [`Broker::publish`], a plugin's
+//! subscription set only ever holds patterns its read grant covers
+//! ([`crate::grants::Subscriptions`]), and every delivery is checked against the read grant
+//! once more. The sender is always set by the daemon from the connection (`plugin:<name>`,
+//! `control:<uid>`), never from a message.
+//!
+//! Each event is encoded once, as the plugin-channel frame every plugin reader gets, and the
+//! frame is shared between them. Everything is bounded: each plugin's inbox
+//! ([`inbox`]) in events and bytes, each control subscription in events and bytes, and the
+//! backlog kept for new subscriptions. A plugin that does not read loses the events that do not
+//! fit (counted per plugin); a subscription that does not keep up is ended (its stream ends
+//! `lagged`). Nobody waits for a slow reader: a publish only ever offers.
+
+mod inbox;
+mod routes;
+#[cfg(test)]
+mod tests;
+
+pub use inbox::{inbox, Frame, InboxReceiver, InboxSender, Offer, WRITE_BATCH_BYTES};
+pub use routes::PortId;
+
+use crate::grants::{self, RefusedPattern, Subscriptions};
+use routes::Routes;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use wf_policy::spec::EventGrants;
+use wf_policy::topic::topic_matches;
+use wf_protocol::control::EventCounters;
+use wf_protocol::ProtocolError;
+
+/// Events kept for `subscribe_events` backlogs.
+pub const BACKLOG: usize = wf_protocol::control::MAX_EVENT_BACKLOG as usize;
+/// Encoded bytes of the events kept for backlogs.
+pub const BACKLOG_BYTES: usize = 4 * 1024 * 1024;
+/// Events queued to one control subscription.
+pub const SUBSCRIPTION_QUEUE: usize = 1024;
+/// Encoded bytes of the events queued to one control subscription.
+pub const SUBSCRIPTION_BYTES: usize = 8 * 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRecord {
+    pub topic: String,
+    pub payload: serde_json::Value,
+    pub sender: Arc<str>,
+    pub time_ms: u64,
+}
+
+/// An event as the broker holds it: the record, and its plugin-channel frame, encoded once.
+#[derive(Debug)]
+pub struct SharedEvent {
+    pub record: EventRecord,
+    pub frame: Frame,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The event frame (the publish plus the sender the broker adds) is over the cap.
+    #[error("the event frame would be {len} bytes, over the {max}-byte limit")]
+    Oversized { len: u64, max: u32 },
+    #[error("encoding the event frame: {0}")]
+    Encode(ProtocolError),
+}
+
+/// What the broker counted for one plugin instance.
+#[derive(Debug, Default)]
+pub struct PortCounters {
+    /// Publishes routed (counted by the plugin's channel reader).
+    pub published: AtomicU64,
+    /// Publishes and subscriptions refused (counted by the plugin's channel reader).
+    pub refused: AtomicU64,
+    /// Events queued to the plugin.
+    pub delivered: AtomicU64,
+    /// Events it was due that did not fit its inbox (it was not reading fast enough).
+    pub dropped_full: AtomicU64,
+    /// Events it was due that were over its own `max_event_bytes`.
+    pub dropped_too_large: AtomicU64,
+}
+
+struct Port {
+    instance: String,
+    grants: Arc<EventGrants>,
+    subscriptions: Subscriptions,
+    inbox: InboxSender,
+    counters: Arc<PortCounters>,
+}
+
+/// One event queued to a control subscription, holding its share of the byte bound.
+pub struct Delivered {
+    pub event: Arc<SharedEvent>,
+    _permit: OwnedSemaphorePermit,
+}
+
+struct Subscriber {
+    patterns: Option<Vec<String>>,
+    tx: mpsc::Sender<Delivered>,
+    budget: Arc<Semaphore>,
+    lagged: Arc<AtomicBool>,
+}
+
+/// A control subscription: the backlog first, then (with follow) new events on `rx`.
+pub struct Subscription {
+    pub id: u64,
+    pub backlog: Vec<Arc<SharedEvent>>,
+    pub rx: Option<mpsc::Receiver<Delivered>>,
+    /// Set when the broker ended the subscription because its queue was full.
+    pub lagged: Arc<AtomicBool>,
+}
+
+#[derive(Default)]
+struct Backlog {
+    events: VecDeque<Arc<SharedEvent>>,
+    bytes: usize,
+}
+
+impl Backlog {
+    fn push(&mut self, event: Arc<SharedEvent>) {
+        let len = event.frame.len();
+        if len > BACKLOG_BYTES {
+            return;
+        }
+        while self.events.len() >= BACKLOG || self.bytes + len > BACKLOG_BYTES {
+            let Some(oldest) = self.events.pop_front() else { break };
+            self.bytes -= oldest.frame.len();
+        }
+        self.bytes += len;
+        self.events.push_back(event);
+    }
+}
+
+#[derive(Default)]
+struct State {
+    ports: HashMap<PortId, Port>,
+    by_instance: HashMap<String, PortId>,
+    routes: Routes,
+    next_port: PortId,
+    subscribers: HashMap<u64, Subscriber>,
+    next_subscriber: u64,
+    backlog: Backlog,
+    /// Reused by every publish for the recipient list.
+    recipients: Vec<PortId>,
+}
+
+#[derive(Default)]
+pub struct Broker {
+    state: Mutex<State>,
+}
+
+impl Broker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Connects a running plugin instance's inbox, subscribed to its whole read grant.
+    pub fn attach_plugin(
+        &self,
+        instance: &str,
+        grants: Arc<EventGrants>,
+        inbox: InboxSender,
+    ) -> (PortId, Arc<PortCounters>) {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        state.next_port += 1;
+        let id = state.next_port;
+        let subscriptions = Subscriptions::from_grants(&grants);
+        for pattern in subscriptions.patterns() {
+            state.routes.add(pattern, id);
+        }
+        let counters = Arc::new(PortCounters::default());
+        let port =
+            Port { instance: instance.to_owned(), grants, subscriptions, inbox, counters: Arc::clone(&counters) };
+        if let Some(old) = state.by_instance.insert(instance.to_owned(), id) {
+            remove_port(state, old);
+        }
+        state.ports.insert(id, port);
+        (id, counters)
+    }
+
+    pub fn detach_plugin(&self, instance: &str) {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        if let Some(id) = state.by_instance.remove(instance) {
+            remove_port(state, id);
+        }
+    }
+
+    /// Adds `patterns` to the port's subscriptions within its read grant. Returns the refused
+    /// patterns and the whole set afterwards; `None` if the port is gone.
+    pub fn subscribe_plugin(&self, port: PortId, patterns: &[String]) -> Option<(Vec<RefusedPattern>, Vec<String>)> {
+        self.change_subscriptions(port, |p| p.subscriptions.subscribe(&p.grants, patterns))
+    }
+
+    /// Removes `patterns` from the port's subscriptions; the whole set afterwards.
+    pub fn unsubscribe_plugin(&self, port: PortId, patterns: &[String]) -> Option<Vec<String>> {
+        self.change_subscriptions(port, |p| p.subscriptions.unsubscribe(patterns)).map(|((), set)| set)
+    }
+
+    fn change_subscriptions<T>(&self, id: PortId, change: impl FnOnce(&mut Port) -> T) -> Option<(T, Vec<String>)> {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let port = state.ports.get_mut(&id)?;
+        let before = port.subscriptions.clone();
+        let outcome = change(port);
+        for gone in before.patterns().filter(|p| !port.subscriptions.contains(p)) {
+            state.routes.remove(gone, id);
+        }
+        for added in port.subscriptions.patterns().filter(|p| !before.contains(p)) {
+            state.routes.add(added, id);
+        }
+        Some((outcome, port.subscriptions.to_vec()))
+    }
+
+    /// Encodes `event` once (its frame at most `max_frame_bytes`) and offers it to every
+    /// plugin subscribed to its topic but its publisher, and to every matching control
+    /// subscription. Returns how many took it.
+    pub fn publish(&self, event: EventRecord, from: Option<PortId>, max_frame_bytes: u32) -> Result<u32, PublishError> {
+        let frame = wf_protocol::encode_event(&event.topic, &event.payload, &event.sender, max_frame_bytes).map_err(
+            |e| match e {
+                ProtocolError::Oversized { len, max } => PublishError::Oversized { len, max },
+                other => PublishError::Encode(other),
+            },
+        )?;
+        let event = Arc::new(SharedEvent { record: event, frame: Arc::new(frame) });
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let mut delivered = offer_to_plugins(state, &event, from);
+        state.subscribers.retain(|_, sub| match offer_to_subscriber(sub, &event) {
+            SubscriberOffer::Skipped => true,
+            SubscriberOffer::Queued => {
+                delivered += 1;
+                true
+            }
+            SubscriberOffer::Ended => false,
+        });
+        state.backlog.push(event);
+        Ok(delivered)
+    }
+
+    /// Opens a subscription to `patterns` (topics or `prefix.*`; every topic when `None`) with
+    /// up to `backlog` recent matching events; without `follow` only the backlog is returned.
+    pub fn subscribe(&self, patterns: Option<Vec<String>>, backlog: usize, follow: bool) -> Subscription {
+        let mut state = self.lock();
+        let wanted = |event: &&Arc<SharedEvent>| pattern_wants(patterns.as_deref(), &event.record.topic);
+        let mut recent: Vec<Arc<SharedEvent>> =
+            state.backlog.events.iter().rev().filter(wanted).take(backlog).cloned().collect();
+        recent.reverse();
+        state.next_subscriber += 1;
+        let id = state.next_subscriber;
+        let lagged = Arc::new(AtomicBool::new(false));
+        let rx = follow.then(|| {
+            let (tx, rx) = mpsc::channel(SUBSCRIPTION_QUEUE);
+            let budget = Arc::new(Semaphore::new(SUBSCRIPTION_BYTES));
+            state.subscribers.insert(id, Subscriber { patterns, tx, budget, lagged: Arc::clone(&lagged) });
+            rx
+        });
+        Subscription { id, backlog: recent, rx, lagged }
+    }
+
+    pub fn unsubscribe(&self, id: u64) {
+        self.lock().subscribers.remove(&id);
+    }
+
+    /// Ends every subscription (their streams see the channel close).
+    pub fn close_all_subscriptions(&self) {
+        self.lock().subscribers.clear();
+    }
+
+    /// The counters and subscription set of a connected instance.
+    pub fn counters(&self, instance: &str) -> Option<EventCounters> {
+        let state = self.lock();
+        let port = state.ports.get(state.by_instance.get(instance)?)?;
+        let c = &port.counters;
+        Some(EventCounters {
+            published: c.published.load(Ordering::Relaxed),
+            refused: c.refused.load(Ordering::Relaxed),
+            delivered: c.delivered.load(Ordering::Relaxed),
+            dropped_full: c.dropped_full.load(Ordering::Relaxed),
+            dropped_too_large: c.dropped_too_large.load(Ordering::Relaxed),
+            subscriptions: port.subscriptions.to_vec(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn remove_port(state: &mut State, id: PortId) {
+    if let Some(port) = state.ports.remove(&id) {
+        for pattern in port.subscriptions.patterns() {
+            state.routes.remove(pattern, id);
+        }
+        if state.by_instance.get(&port.instance) == Some(&id) {
+            state.by_instance.remove(&port.instance);
+        }
+    }
+}
+
+fn offer_to_plugins(state: &mut State, event: &Arc<SharedEvent>, from: Option<PortId>) -> u32 {
+    let topic = event.record.topic.as_str();
+    state.routes.recipients(topic, &mut state.recipients);
+    let mut delivered = 0;
+    for id in &state.recipients {
+        let Some(port) = state.ports.get(id).filter(|_| Some(*id) != from) else { continue };
+        // The subscription set is within the grant by construction; checked again all the same.
+        if grants::check_delivery(&port.grants, topic).is_err() {
+            continue;
+        }
+        let counter = match port.inbox.offer(&event.frame) {
+            Offer::Queued => {
+                delivered += 1;
+                &port.counters.delivered
+            }
+            Offer::Full => &port.counters.dropped_full,
+            Offer::TooLarge => &port.counters.dropped_too_large,
+            Offer::Closed => continue,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+    delivered
+}
+
+enum SubscriberOffer {
+    Skipped,
+    Queued,
+    /// Lagging or closed: the subscription is dropped, not buffered.
+    Ended,
+}
+
+fn offer_to_subscriber(sub: &Subscriber, event: &Arc<SharedEvent>) -> SubscriberOffer {
+    if !pattern_wants(sub.patterns.as_deref(), &event.record.topic) {
+        return SubscriberOffer::Skipped;
+    }
+    let permits = event.frame.len().clamp(1, SUBSCRIPTION_BYTES) as u32;
+    let permit = match Arc::clone(&sub.budget).try_acquire_many_owned(permits) {
+        Ok(permit) => permit,
+        Err(TryAcquireError::NoPermits) => {
+            sub.lagged.store(true, Ordering::Release);
+            return SubscriberOffer::Ended;
+        }
+        Err(TryAcquireError::Closed) => return SubscriberOffer::Ended,
+    };
+    match sub.tx.try_send(Delivered { event: Arc::clone(event), _permit: permit }) {
+        Ok(()) => SubscriberOffer::Queued,
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            sub.lagged.store(true, Ordering::Release);
+            SubscriberOffer::Ended
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => SubscriberOffer::Ended,
+    }
+}
+
+fn pattern_wants(patterns: Option<&[String]>, topic: &str) -> bool {
+    patterns.is_none_or(|patterns| patterns.iter().any(|pattern| topic_matches(pattern, topic)))
+}
