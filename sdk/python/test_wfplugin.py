@@ -10,6 +10,8 @@ import os
 import random
 import socket
 import struct
+import threading
+import time
 import unittest
 
 import wfplugin
@@ -177,6 +179,247 @@ class PublishTest(unittest.TestCase):
         self.assertEqual(ctx.exception.kind, "too_deep")
         pair.channel.close()
         self.assertEqual(pair.supervisor.recv(10), b"", "nothing may reach the wire")
+
+
+class TopicRuleTest(unittest.TestCase):
+    """The client-side check follows the broker's documented rule (docs/manifest.md, Topics):
+    ^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)*$, at most 128 bytes; subscriptions may end in .*"""
+
+    VALID = ["energy", "energy.update", "ui.render", "a1_b.c_2", "a.b.c.d", "z9", "a_", "a" * 128]
+    INVALID = ["", ".", "a.", ".a", "a..b", "A", "a.B", "1a", "a.1b", "_a", "a-b", "a b", "*", "a/b", "é",
+               "a\0", " a", "a\n", "a" * 129, None, 7, b"energy"]
+
+    def test_documented_topics_and_patterns(self):
+        for topic in self.VALID:
+            wfplugin.check_topic(topic)
+            wfplugin.check_topic(topic, pattern=True)
+        for topic in self.INVALID:
+            for pattern in (False, True):
+                with self.subTest(topic=topic, pattern=pattern), self.assertRaises(wfplugin.InvalidTopic):
+                    wfplugin.check_topic(topic, pattern=pattern)
+
+    def test_a_final_wildcard_is_a_pattern_only(self):
+        for pattern in ("energy.*", "a.b.*", "a" * 126 + ".*"):
+            wfplugin.check_topic(pattern, pattern=True)
+            with self.assertRaises(wfplugin.InvalidTopic) as ctx:
+                wfplugin.check_topic(pattern)
+            self.assertIn("pattern", ctx.exception.reason)
+        for bad in ("*", ".*", "*.a", "a.*.b", "a.**", "a*", "a.*.*", "A.*", "a" * 127 + ".*"):
+            with self.subTest(bad=bad), self.assertRaises(wfplugin.InvalidTopic):
+                wfplugin.check_topic(bad, pattern=True)
+
+    def test_invalid_topic_is_both_an_sdk_error_and_a_value_error(self):
+        with self.assertRaises(wfplugin.SdkError):
+            wfplugin.check_topic("Bad")
+        with self.assertRaises(ValueError):
+            wfplugin.check_topic("Bad")
+
+
+class SubscriptionTest(unittest.TestCase):
+    def setUp(self):
+        self.pair = Pair()
+        self.addCleanup(self.pair.close)
+
+    def test_subscribe_and_unsubscribe_send_one_documented_frame_each(self):
+        self.pair.channel.subscribe(["energy.update", "energy.*"])
+        self.assertEqual(read_frame(self.pair.supervisor), {"type": "subscribe", "topics": ["energy.update", "energy.*"]})
+        self.pair.channel.unsubscribe(("energy.*",))
+        self.assertEqual(read_frame(self.pair.supervisor), {"type": "unsubscribe", "topics": ["energy.*"]})
+        self.pair.channel.subscribe([])
+        self.assertEqual(read_frame(self.pair.supervisor), {"type": "subscribe", "topics": []})
+
+    def test_answers_are_messages_and_events_skips_the_set(self):
+        denied = {"type": "denied", "topic": "secrets.*", "reason": "not readable"}
+        subscribed = {"type": "subscribed", "topics": ["energy.update"]}
+        self.pair.send(message(subscribed), message(energy(1)), message(subscribed), message(denied))
+        self.pair.close_supervisor()
+        self.assertEqual(
+            list(self.pair.channel.messages()),
+            [
+                wfplugin.Subscribed(["energy.update"]),
+                wfplugin.Event("energy.update", {"watts": 1}, "cli"),
+                wfplugin.Subscribed(["energy.update"]),
+                wfplugin.Denial("secrets.*", "not readable"),
+            ],
+        )
+        pair = Pair()
+        self.addCleanup(pair.close)
+        pair.send(message(subscribed), message(energy(2)), message(subscribed), message(denied))
+        pair.close_supervisor()
+        events = pair.channel.events()
+        self.assertEqual(next(events), wfplugin.Event("energy.update", {"watts": 2}, "cli"))
+        with self.assertRaises(wfplugin.PublishDenied) as ctx:
+            next(events)
+        self.assertEqual(ctx.exception.topic, "secrets.*")
+
+    def test_a_subscribed_frame_is_validated(self):
+        for body in (
+            {"type": "subscribed", "topics": "energy.update"},
+            {"type": "subscribed", "topics": [1]},
+            {"type": "subscribed"},
+            {"type": "subscribed", "topics": [], "extra": 1},
+        ):
+            with self.subTest(body=body), self.assertRaises(wfplugin.ProtocolError) as ctx:
+                decode(json.dumps(body).encode(), wfplugin.SUPERVISOR_MESSAGES)
+            self.assertEqual(ctx.exception.kind, "malformed")
+        self.assertEqual(decode(b'{"type":"subscribe","topics":["a.*"]}'), {"type": "subscribe", "topics": ["a.*"]})
+
+    def test_invalid_names_are_refused_unsent(self):
+        channel = self.pair.channel
+        for call, arg in (
+            (channel.subscribe, ["energy.update", "*"]),
+            (channel.unsubscribe, ["energy.*.raw"]),
+            (channel.subscribe, "energy.update"),  # one string, not a list of topics
+            (channel.subscribe, [None]),
+        ):
+            with self.subTest(arg=arg), self.assertRaises(wfplugin.InvalidTopic):
+                call(arg)
+        for topic in ("Energy", "energy.*", "", 5):
+            with self.subTest(topic=topic), self.assertRaises(wfplugin.InvalidTopic):
+                channel.publish(topic, 1)
+            with self.subTest(topic=topic), self.assertRaises(wfplugin.InvalidTopic):
+                channel.queue(topic, 1)
+        self.assertEqual(channel.queued_bytes, 0)
+        channel.close()
+        self.assertEqual(self.pair.supervisor.recv(10), b"", "nothing may reach the wire")
+
+
+def nothing_pending(sock):
+    sock.setblocking(False)
+    try:
+        sock.recv(1, socket.MSG_PEEK)
+    except BlockingIOError:
+        return True
+    finally:
+        sock.setblocking(True)
+    return False
+
+
+class QueueTest(unittest.TestCase):
+    def setUp(self):
+        self.pair = Pair()
+        self.addCleanup(self.pair.close)
+        self.pair.supervisor.settimeout(10)
+
+    def test_queued_frames_wait_for_flush_and_keep_their_order(self):
+        channel = self.pair.channel
+        for seq in range(100):
+            channel.queue("energy.update", {"watts": seq / 4, "seq": seq})
+        self.assertTrue(nothing_pending(self.pair.supervisor), "queued frames are not sent before a flush")
+        self.assertGreater(channel.queued_bytes, 100 * 30)
+        channel.flush()
+        self.assertEqual(channel.queued_bytes, 0)
+        for seq in range(100):
+            self.assertEqual(read_frame(self.pair.supervisor)["payload"], {"watts": seq / 4, "seq": seq})
+        channel.flush()
+        self.assertTrue(nothing_pending(self.pair.supervisor))
+
+    def test_sends_go_out_behind_the_queue(self):
+        channel = self.pair.channel
+        channel.queue("a", 1)
+        channel.publish("a", 2)
+        channel.queue("a", 3)
+        channel.subscribe(["a"])
+        self.assertEqual(channel.queued_bytes, 0)
+        got = [read_frame(self.pair.supervisor) for _ in range(4)]
+        self.assertEqual([g.get("payload") for g in got], [1, 2, 3, None])
+        self.assertEqual(got[3], {"type": "subscribe", "topics": ["a"]})
+
+    def test_the_queue_flushes_itself_at_64_kib(self):
+        received = []
+
+        def drain():
+            while True:
+                got = read_frame(self.pair.supervisor)
+                if got is None:
+                    return
+                received.append(got["payload"])
+
+        reader = threading.Thread(target=drain)
+        reader.start()
+        channel = self.pair.channel
+        flushed_at = None
+        for seq in range(5000):
+            before = channel.queued_bytes
+            channel.queue("energy.update", {"seq": seq, "source": "test"})
+            self.assertLess(channel.queued_bytes, wfplugin.QUEUE_FLUSH_BYTES)
+            if flushed_at is None and channel.queued_bytes < before:
+                flushed_at = before
+        self.assertIsNotNone(flushed_at, "the queue flushed by itself")
+        self.assertGreater(flushed_at, wfplugin.QUEUE_FLUSH_BYTES - 100)
+        channel.close()
+        reader.join(10)
+        self.assertEqual(received, [{"seq": seq, "source": "test"} for seq in range(5000)])
+
+    def test_the_queue_is_flushed_before_every_read(self):
+        def answer():
+            got = read_frame(self.pair.supervisor)
+            self.pair.send(message(energy(got["payload"]["ping"])))
+            self.pair.close_supervisor()
+
+        answerer = threading.Thread(target=answer)
+        answerer.start()
+        self.pair.channel._sock.settimeout(10)  # a read before the flush fails instead of hanging
+        self.pair.channel.queue("energy.update", {"ping": 7})
+        self.assertEqual([e.payload for e in self.pair.channel.events()], [{"watts": 7}])
+        answerer.join(10)
+
+    def test_queued_frames_get_the_same_checks_as_publish(self):
+        pair = Pair(max_frame_bytes=128)
+        self.addCleanup(pair.close)
+        pair.channel.queue("t", 1)
+        before = pair.channel.queued_bytes
+        with self.assertRaises(wfplugin.ProtocolError) as ctx:
+            pair.channel.queue("t", "x" * 200)
+        self.assertEqual(ctx.exception.kind, "oversized")
+        deep = 1
+        for _ in range(wfplugin.MAX_JSON_DEPTH):
+            deep = [deep]
+        roomy = Pair()
+        self.addCleanup(roomy.close)
+        with self.assertRaises(wfplugin.ProtocolError) as ctx:
+            roomy.channel.queue("t", deep)
+        self.assertEqual(ctx.exception.kind, "too_deep")
+        for bad in (float("nan"), {1, 2}, object()):
+            with self.assertRaises(wfplugin.ProtocolError):
+                pair.channel.queue("t", bad)
+        self.assertEqual(pair.channel.queued_bytes, before, "a refused frame is not queued")
+        self.assertEqual(roomy.channel.queued_bytes, 0)
+        pair.channel.close()
+        self.assertEqual(read_frame(pair.supervisor), {"type": "publish", "topic": "t", "payload": 1})
+        self.assertIsNone(read_frame(pair.supervisor), "only the valid frame was sent")
+
+    def test_a_flush_that_fails_part_way_keeps_the_framing(self):
+        channel = self.pair.channel
+        channel._sock.setblocking(False)
+        text = "y" * 1000
+        sent = 0
+        with self.assertRaises(BlockingIOError):
+            while sent < 100000:
+                channel.queue("energy.update", {"n": sent, "text": text})
+                sent += 1
+        sent += 1  # the frame whose queueing triggered the failed flush is queued
+        self.assertGreater(channel.queued_bytes, 0)
+        numbers = []
+
+        def drain():
+            while True:
+                got = read_frame(self.pair.supervisor)
+                if got is None:
+                    return
+                numbers.append(got["payload"]["n"])
+
+        reader = threading.Thread(target=drain)
+        reader.start()
+        while channel.queued_bytes:
+            try:
+                channel.flush()
+            except BlockingIOError:
+                time.sleep(0.001)
+        channel._sock.setblocking(True)
+        channel.close()
+        reader.join(10)
+        self.assertEqual(numbers, list(range(sent)))
 
 
 class FrameValidationTest(unittest.TestCase):

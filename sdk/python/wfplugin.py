@@ -9,6 +9,12 @@ and puts that directory on PYTHONPATH, so a plugin only needs::
     for event in channel.events():
         channel.publish("ui.render", {"widget": "demo", "text": str(event.payload)})
 
+Subscriptions (a plugin starts subscribed to its whole read grant) are narrowed or widened
+with `channel.subscribe([...])` / `channel.unsubscribe([...])`; the answer is a
+`Subscribed(topics)` from `.messages()` (`.events()` skips it). For many small events,
+`channel.queue(topic, payload)` buffers frames (written at 64 KiB, before every read, and by
+`channel.flush()`) instead of one send per publish.
+
 Wire format (docs/protocol.md): a 4-byte big-endian length N (1..cap), then N bytes of
 UTF-8 JSON holding exactly one object with a "type" member. Frames read here get the same
 checks as in the Rust `wf-protocol` crate: the length is checked before the body is read,
@@ -22,7 +28,7 @@ import os
 import re
 import socket
 import struct
-from typing import Any, Dict, Iterator, NamedTuple, Optional, Union
+from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Union
 
 PROTOCOL_VERSION = 1
 HEADER_LEN = 4
@@ -39,10 +45,21 @@ SUPERVISOR_MESSAGES = {
     "hello": {"protocol": int, "plugin": str, "instance": str},
     "event": {"topic": str, "payload": None, "sender": str},
     "denied": {"topic": str, "reason": str},
+    "subscribed": {"topics": list},
 }
 PLUGIN_MESSAGES = {
     "publish": {"topic": str, "payload": None},
+    "subscribe": {"topics": list},
+    "unsubscribe": {"topics": list},
 }
+
+# Queued frames are sent once at least this many bytes are waiting (Rust: QUEUE_FLUSH_BYTES).
+QUEUE_FLUSH_BYTES = 64 * 1024
+
+# The broker's topic rule (docs/manifest.md, "Topics"): dot-separated segments of a lowercase
+# letter followed by a-z, 0-9 or "_", at most MAX_TOPIC_BYTES; subscriptions may end in ".*".
+MAX_TOPIC_BYTES = 128
+_TOPIC = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*")
 
 _MAX_DETAIL_CHARS = 200
 _SIGNIFICANT = re.compile(r'[\\"\[\]{}]')
@@ -64,11 +81,21 @@ class SdkError(Exception):
     """The channel could not be set up or used (environment, fd, handshake)."""
 
 
+class InvalidTopic(SdkError, ValueError):
+    """A topic or subscription pattern the broker would refuse; nothing was sent."""
+
+    def __init__(self, topic: Any, reason: str):
+        shown = topic[:64] if isinstance(topic, str) else topic
+        super().__init__(f"invalid topic {shown!r}: {reason}")
+        self.topic = topic
+        self.reason = reason
+
+
 class PublishDenied(Exception):
-    """The supervisor refused an earlier publish."""
+    """The supervisor refused an earlier publish, or one topic of a subscribe/unsubscribe."""
 
     def __init__(self, topic: str, reason: str):
-        super().__init__(f"publish on {topic!r} denied: {reason}")
+        super().__init__(f"{topic!r} denied: {reason}")
         self.topic = topic
         self.reason = reason
 
@@ -88,6 +115,26 @@ class Event(NamedTuple):
 class Denial(NamedTuple):
     topic: str
     reason: str
+
+
+class Subscribed(NamedTuple):
+    """The whole subscription set (sorted) after a subscribe or unsubscribe was applied."""
+
+    topics: List[str]
+
+
+def check_topic(topic: Any, pattern: bool = False) -> None:
+    """Raises InvalidTopic unless `topic` is a topic the broker accepts (with `pattern`, also
+    a `prefix.*` subscription pattern)."""
+    if not isinstance(topic, str):
+        raise InvalidTopic(topic, "a topic is a string")
+    if len(topic.encode("utf-8", "surrogatepass")) > MAX_TOPIC_BYTES:
+        raise InvalidTopic(topic, f"longer than {MAX_TOPIC_BYTES} bytes")
+    concrete = topic[:-2] if pattern and topic.endswith(".*") else topic
+    if _TOPIC.fullmatch(concrete) is None:
+        if not pattern and topic.endswith(".*") and _TOPIC.fullmatch(topic[:-2]):
+            raise InvalidTopic(topic, "a `.*` pattern can be subscribed to, not published on")
+        raise InvalidTopic(topic, "every `.`-separated segment must be a lowercase letter followed by a-z, 0-9 or `_`")
 
 
 # ---------------------------------------------------------------------------- framing
@@ -184,6 +231,9 @@ def _check_fields(obj: Dict[str, Any], types: Dict[str, Dict[str, Any]]) -> None
         if expected is int:
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _U32_MAX:
                 raise ProtocolError("malformed", f"{name} is not an unsigned 32-bit integer")
+        elif expected is list:
+            if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+                raise ProtocolError("malformed", f"{name} is not a list of strings")
         elif expected is not None and not isinstance(value, expected):
             raise ProtocolError("malformed", f"{name} has the wrong type")
 
@@ -306,11 +356,16 @@ def _max_frame_bytes_from_env() -> int:
 
 class Channel:
     """The plugin's end of the event channel. Without arguments it adopts the fd named by
-    WFSANDBOX_CHANNEL_FD; tests pass a connected socket. Reads the hello immediately."""
+    WFSANDBOX_CHANNEL_FD; tests pass a connected socket. Reads the hello immediately.
+
+    publish/subscribe/unsubscribe send at once (behind any queued frames); queue() buffers.
+    Frames keep the order of the calls that made them. close() (and leaving a `with` block)
+    flushes the queue first."""
 
     def __init__(self, sock: Optional[socket.socket] = None, max_frame_bytes: Optional[int] = None):
         self.max_frame_bytes = max_frame_bytes if max_frame_bytes is not None else _max_frame_bytes_from_env()
         self._sock = sock if sock is not None else _channel_socket_from_env()
+        self._queued = bytearray()
         self.hello = self._handshake()
 
     def _handshake(self) -> Hello:
@@ -323,9 +378,11 @@ class Channel:
             raise SdkError(f"supervisor speaks protocol {first['protocol']}, this SDK speaks {PROTOCOL_VERSION}")
         return Hello(first["protocol"], first["plugin"], first["instance"])
 
-    def messages(self) -> Iterator[Union[Event, Denial]]:
-        """Events and publish refusals until the supervisor closes its side."""
+    def messages(self) -> Iterator[Union[Event, Denial, Subscribed]]:
+        """Events, refusals and subscription sets until the supervisor closes its side. Queued
+        frames are flushed before every read."""
         while True:
+            self.flush()
             msg = read_message(self._sock, SUPERVISOR_MESSAGES, self.max_frame_bytes)
             if msg is None:
                 return
@@ -333,27 +390,84 @@ class Channel:
                 yield Event(msg["topic"], msg["payload"], msg["sender"])
             elif msg["type"] == "denied":
                 yield Denial(msg["topic"], msg["reason"])
+            elif msg["type"] == "subscribed":
+                yield Subscribed(msg["topics"])
             else:
                 raise SdkError(f"unexpected {msg['type']} message")
 
     def events(self) -> Iterator[Event]:
         """Events until the supervisor closes its side (in one-shot run mode, after the
-        initial events). A refused publish raises PublishDenied."""
+        initial events). A refused publish or subscription raises PublishDenied; subscription
+        sets are skipped."""
         for msg in self.messages():
             if isinstance(msg, Denial):
                 raise PublishDenied(msg.topic, msg.reason)
+            if isinstance(msg, Subscribed):
+                continue
             yield msg
 
     def publish(self, topic: str, payload: Any) -> None:
-        """Publishes `payload` on `topic`; the supervisor decides delivery and answers a
-        refusal with a Denial. Over-cap or non-JSON payloads raise ProtocolError, unsent."""
-        if not isinstance(topic, str):
-            raise ProtocolError("malformed", "topic must be a string")
-        frame = encode({"type": "publish", "topic": topic, "payload": payload}, self.max_frame_bytes)
-        self._sock.sendall(frame)
+        """Publishes `payload` on `topic` now (after any queued frames); the supervisor decides
+        delivery and answers a refusal with a Denial. An invalid topic raises InvalidTopic;
+        over-cap or non-JSON payloads raise ProtocolError; either way nothing is sent."""
+        self._queued += self._publish_frame(topic, payload)
+        self.flush()
+
+    def queue(self, topic: str, payload: Any) -> None:
+        """Like publish, but the frame is buffered: sent once QUEUE_FLUSH_BYTES are waiting,
+        before every read, by any other send, by flush() and by close(). Every check of publish
+        applies here, at the call; a refused frame is not queued."""
+        self._queued += self._publish_frame(topic, payload)
+        if len(self._queued) >= QUEUE_FLUSH_BYTES:
+            self.flush()
+
+    def subscribe(self, topics: Iterable[str]) -> None:
+        """Adds topics or `prefix.*` patterns to the subscription set; returns once sent. The
+        supervisor answers with a Denial per topic the read grant does not cover, then
+        Subscribed(topics) with the whole set. Invalid names raise InvalidTopic, nothing sent."""
+        self._send_subscription("subscribe", topics)
+
+    def unsubscribe(self, topics: Iterable[str]) -> None:
+        """Removes topics or patterns (compared literally); answered like subscribe."""
+        self._send_subscription("unsubscribe", topics)
+
+    def flush(self) -> None:
+        """Sends every queued frame. If sending fails, the unsent bytes stay queued (a later
+        flush continues at the same byte, so the framing is kept)."""
+        if not self._queued:
+            return
+        view = memoryview(self._queued)
+        sent = 0
+        try:
+            while sent < len(view):
+                sent += self._sock.send(view[sent:])
+        finally:
+            view.release()
+            del self._queued[:sent]
+
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes queued and not yet sent."""
+        return len(self._queued)
+
+    def _publish_frame(self, topic: str, payload: Any) -> bytes:
+        check_topic(topic)
+        return encode({"type": "publish", "topic": topic, "payload": payload}, self.max_frame_bytes)
+
+    def _send_subscription(self, kind: str, topics: Iterable[str]) -> None:
+        if isinstance(topics, str):
+            raise InvalidTopic(topics, "pass a list of topics, not one string")
+        topics = list(topics)
+        for topic in topics:
+            check_topic(topic, pattern=True)
+        self._queued += encode({"type": kind, "topics": topics}, self.max_frame_bytes)
+        self.flush()
 
     def close(self) -> None:
-        self._sock.close()
+        try:
+            self.flush()
+        finally:
+            self._sock.close()
 
     def __enter__(self) -> "Channel":
         return self

@@ -24,7 +24,7 @@ def main():
     for message in channel.messages():
         if isinstance(message, wfplugin.Denial):
             print(f"energy_monitor: publish on {message.topic} denied: {message.reason}", file=sys.stderr)
-        elif message.topic == "energy.update":
+        elif isinstance(message, wfplugin.Event) and message.topic == "energy.update":
             channel.publish("ui.render", render(message.payload))
     return 0
 

@@ -34,7 +34,26 @@ pub enum SdkError {
     /// A message that is only valid at another point of the conversation.
     #[error("unexpected {0} message")]
     UnexpectedMessage(&'static str),
-    /// The supervisor refused an earlier publish.
-    #[error("publish on {topic:?} denied: {reason}")]
+    /// The supervisor refused an earlier publish, or one topic of an earlier subscribe or
+    /// unsubscribe.
+    #[error("{topic:?} denied: {reason}")]
     Denied { topic: String, reason: String },
+    /// A topic or subscription pattern the broker would refuse; nothing was sent.
+    #[error("invalid topic {topic:?}: {reason}")]
+    InvalidTopic { topic: String, reason: &'static str },
+    /// A value given to `publish_as`/`queue_as` could not be serialized as JSON; nothing was
+    /// sent.
+    #[error("payload for {topic:?} is not serializable as JSON: {source}")]
+    EncodePayload {
+        topic: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An event's payload does not have the shape `Event::payload_as` asked for.
+    #[error("payload of the {topic:?} event does not match the expected type: {source}")]
+    DecodePayload {
+        topic: String,
+        #[source]
+        source: serde_json::Error,
+    },
 }
