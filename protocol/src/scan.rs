@@ -14,21 +14,10 @@ pub(crate) fn check_structure(body: &[u8], max_depth: u32) -> Result<(), Protoco
         return Err(ProtocolError::malformed("frame body is not a JSON object"));
     }
     let mut depth: u32 = 0;
-    let mut in_string = false;
-    let mut escaped = false;
-    for (index, &byte) in body.iter().enumerate() {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if byte == b'\\' {
-                escaped = true;
-            } else if byte == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match byte {
-            b'"' => in_string = true,
+    let mut index = 0;
+    while index < body.len() {
+        match body[index] {
+            b'"' => index = end_of_string(body, index + 1)?,
             b'{' | b'[' => {
                 depth += 1;
                 if depth > max_depth {
@@ -43,11 +32,27 @@ pub(crate) fn check_structure(body: &[u8], max_depth: u32) -> Result<(), Protoco
             }
             _ => {}
         }
+        index += 1;
     }
-    if depth != 0 || in_string {
+    if depth != 0 {
         return Err(ProtocolError::malformed("unterminated JSON object"));
     }
     Ok(())
+}
+
+/// The index of the quote that closes the string whose contents start at `from`, skipping
+/// escaped characters. Strings are most of a large payload, so they are skipped with `memchr`
+/// rather than byte by byte.
+fn end_of_string(body: &[u8], mut from: usize) -> Result<usize, ProtocolError> {
+    let unterminated = || ProtocolError::malformed("unterminated JSON object");
+    loop {
+        let rest = body.get(from..).ok_or_else(unterminated)?;
+        let at = from + memchr::memchr2(b'"', b'\\', rest).ok_or_else(unterminated)?;
+        if body[at] == b'"' {
+            return Ok(at);
+        }
+        from = at + 2;
+    }
 }
 
 #[cfg(test)]
@@ -74,6 +79,14 @@ mod tests {
     fn escaped_quote_does_not_end_a_string() {
         // If the scanner ended the string at \" it would count the [[ as depth 3.
         assert!(check_structure(br#"{"a":"\"[[","b":1}"#, 1).is_ok());
+    }
+
+    #[test]
+    fn an_escaped_backslash_before_the_quote_ends_the_string_and_a_trailing_backslash_does_not() {
+        assert!(check_structure(br#"{"a":"x\\","b":[1]}"#, 2).is_ok());
+        for body in [&br#"{"a":"\"#[..], br#"{"a":"\\\"}"#] {
+            assert!(matches!(check_structure(body, 32), Err(ProtocolError::Malformed(_))), "{body:?}");
+        }
     }
 
     #[test]
