@@ -53,7 +53,12 @@ pub enum PluginMessage {
         /// A `sender` the plugin put in its publish. The broker never uses it (the sender of
         /// a delivered event is the publishing connection's identity); it drops it and records
         /// the attempt. Kept here only so that it can be reported.
-        #[serde(rename = "sender", default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            rename = "sender",
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "present_string"
+        )]
         claimed_sender: Option<String>,
     },
     /// Add topics (or `prefix.*` patterns) to the plugin's subscription set. Each must be
@@ -61,6 +66,12 @@ pub enum PluginMessage {
     Subscribe { topics: Vec<String> },
     /// Remove topics (or patterns, compared literally) from the subscription set.
     Unsubscribe { topics: Vec<String> },
+}
+
+/// A member that may be absent but, when present, must be a string (`null` included is not):
+/// serde's `Option` would read `null` as absent.
+fn present_string<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(deserializer).map(Some)
 }
 
 impl PluginMessage {
@@ -129,6 +140,10 @@ mod tests {
             forged,
             PluginMessage::Publish { topic: "t".into(), payload: json!(1), claimed_sender: Some("host".into()) }
         );
+        for not_a_string in ["null", "5", "{}"] {
+            let body = format!(r#"{{"type":"publish","topic":"t","payload":1,"sender":{not_a_string}}}"#);
+            assert!(serde_json::from_str::<PluginMessage>(&body).is_err(), "sender {not_a_string} was accepted");
+        }
         let honest = serde_json::to_value(PluginMessage::publish("t", json!(1))).unwrap_or(Value::Null);
         assert_eq!(honest, json!({"type": "publish", "topic": "t", "payload": 1}));
     }

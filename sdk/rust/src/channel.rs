@@ -105,7 +105,12 @@ impl Channel {
         if hello.protocol != PROTOCOL_VERSION {
             return Err(SdkError::VersionMismatch { found: hello.protocol, expected: PROTOCOL_VERSION });
         }
-        Ok(Self { stream: BufReader::with_capacity(READ_BUFFER_BYTES, stream), hello, max_frame_bytes, queued: Vec::new() })
+        Ok(Self {
+            stream: BufReader::with_capacity(READ_BUFFER_BYTES, stream),
+            hello,
+            max_frame_bytes,
+            queued: Vec::new(),
+        })
     }
 
     pub fn hello(&self) -> &Hello {

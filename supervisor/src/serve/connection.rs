@@ -310,6 +310,16 @@ impl Connection {
                 });
                 drop(permit);
             }
+            Call::Publish(args) => {
+                // Routed here, before the next request is read, so that one client's events keep
+                // their order even when it does not wait for each answer (docs/protocol.md §1.7).
+                let outcome = dispatch::publish(&daemon, peer, args.topic, args.payload);
+                tokio::spawn(async move {
+                    let _ = outbox.send(encode_reply(id, outcome.as_ref())).await;
+                    streams.release_id(id);
+                    drop(permit);
+                });
+            }
             call => {
                 let large_reply = may_reply_large(call.verb()).then(|| Arc::clone(&self.large_reply));
                 tokio::spawn(async move {

@@ -26,7 +26,6 @@ pub async fn call(daemon: &Arc<Daemon>, peer: PeerCred, call: Call) -> Result<Re
             daemon.logs_tail(&args.name, tail).map(|(result, _)| Reply::Logs(result))
         }
         Call::Stats(args) => daemon.stats(args.name.as_deref()).await.map(Reply::Stats),
-        Call::Publish(args) => publish(daemon, peer, args.topic, args.payload),
         Call::ListViolations(args) => {
             let limit = args.limit.unwrap_or(DEFAULT_VIOLATIONS_LIMIT) as usize;
             let (violations, truncated) = daemon.violations.list(args.name.as_deref(), limit);
@@ -37,14 +36,19 @@ pub async fn call(daemon: &Arc<Daemon>, peer: PeerCred, call: Call) -> Result<Re
             let stopping = daemon.active_count();
             Ok(Reply::Shutdown(ShutdownResult { stopping }))
         }
-        Call::SubscribeEvents(_) | Call::Cancel(_) => {
-            Err(ControlError::internal("streaming verbs are served by the connection"))
+        Call::Publish(_) | Call::SubscribeEvents(_) | Call::Cancel(_) => {
+            Err(ControlError::internal("publish and the streaming verbs are served by the connection"))
         }
     }
 }
 
 /// An event from the orchestrator: the sender is who the socket says the peer is.
-fn publish(daemon: &Daemon, peer: PeerCred, topic: String, payload: serde_json::Value) -> Result<Reply, ControlError> {
+pub fn publish(
+    daemon: &Daemon,
+    peer: PeerCred,
+    topic: String,
+    payload: serde_json::Value,
+) -> Result<Reply, ControlError> {
     if !topic_is_valid(&topic) {
         return Err(ControlError::bad_request(
             "topic: dot-separated segments, each a lowercase letter then [a-z0-9_], at most 128 bytes",

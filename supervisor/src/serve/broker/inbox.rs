@@ -14,6 +14,11 @@ use wf_protocol::HEADER_LEN;
 pub const INBOX_EVENTS: usize = 256;
 /// Bytes queued to one plugin at most, unless one frame of its cap is larger.
 pub const INBOX_BYTES: usize = 1024 * 1024;
+/// Replies (`denied`, `subscribed`) queued to one plugin at most, apart from events: a full
+/// event inbox never swallows the answer to the plugin's own request.
+pub const REPLY_FRAMES: usize = 256;
+/// Bytes of replies queued to one plugin at most (a `subscribed` of 256 long patterns fits).
+pub const REPLY_BYTES: usize = 64 * 1024;
 /// Bytes the writer gathers into one `write`.
 pub const WRITE_BATCH_BYTES: usize = 64 * 1024;
 
@@ -42,32 +47,21 @@ pub fn inbox_byte_cap(max_frame_bytes: u32) -> usize {
     INBOX_BYTES.max(max_frame_bytes as usize + HEADER_LEN)
 }
 
+/// One bounded queue: frames plus the permits for their bytes.
 #[derive(Clone)]
-pub struct InboxSender {
+struct Lane {
     tx: mpsc::Sender<Queued>,
     budget: Arc<Semaphore>,
     byte_cap: usize,
-    max_frame_bytes: usize,
 }
 
-pub struct InboxReceiver {
-    rx: mpsc::Receiver<Queued>,
-}
+impl Lane {
+    fn new(frames: usize, byte_cap: usize) -> (Self, mpsc::Receiver<Queued>) {
+        let (tx, rx) = mpsc::channel(frames);
+        (Self { tx, budget: Arc::new(Semaphore::new(byte_cap)), byte_cap }, rx)
+    }
 
-/// A queue for a plugin whose frames are at most `max_frame_bytes` (body, without header).
-pub fn inbox(max_frame_bytes: u32) -> (InboxSender, InboxReceiver) {
-    let byte_cap = inbox_byte_cap(max_frame_bytes);
-    let (tx, rx) = mpsc::channel(INBOX_EVENTS);
-    let budget = Arc::new(Semaphore::new(byte_cap));
-    (InboxSender { tx, budget, byte_cap, max_frame_bytes: max_frame_bytes as usize }, InboxReceiver { rx })
-}
-
-impl InboxSender {
-    /// Queue `frame` if the plugin may take it and there is room now.
-    pub fn offer(&self, frame: &Frame) -> Offer {
-        if frame.len().saturating_sub(HEADER_LEN) > self.max_frame_bytes {
-            return Offer::TooLarge;
-        }
+    fn offer(&self, frame: &Frame) -> Offer {
         let permits = frame.len().clamp(1, self.byte_cap) as u32;
         let permit = match Arc::clone(&self.budget).try_acquire_many_owned(permits) {
             Ok(permit) => permit,
@@ -82,16 +76,62 @@ impl InboxSender {
     }
 }
 
+#[derive(Clone)]
+pub struct InboxSender {
+    events: Lane,
+    replies: Lane,
+    max_frame_bytes: usize,
+}
+
+pub struct InboxReceiver {
+    events: mpsc::Receiver<Queued>,
+    replies: mpsc::Receiver<Queued>,
+}
+
+/// A queue for a plugin whose frames are at most `max_frame_bytes` (body, without header).
+pub fn inbox(max_frame_bytes: u32) -> (InboxSender, InboxReceiver) {
+    let (events, events_rx) = Lane::new(INBOX_EVENTS, inbox_byte_cap(max_frame_bytes));
+    let (replies, replies_rx) = Lane::new(REPLY_FRAMES, REPLY_BYTES);
+    let sender = InboxSender { events, replies, max_frame_bytes: max_frame_bytes as usize };
+    (sender, InboxReceiver { events: events_rx, replies: replies_rx })
+}
+
+impl InboxSender {
+    /// Queue the event `frame` if the plugin may take it and there is room now.
+    pub fn offer(&self, frame: &Frame) -> Offer {
+        if frame.len().saturating_sub(HEADER_LEN) > self.max_frame_bytes {
+            return Offer::TooLarge;
+        }
+        self.events.offer(frame)
+    }
+
+    /// Queue a reply to the plugin's own request, apart from events.
+    pub fn reply(&self, frame: &Frame) -> Offer {
+        if frame.len().saturating_sub(HEADER_LEN) > self.max_frame_bytes {
+            return Offer::TooLarge;
+        }
+        self.replies.offer(frame)
+    }
+}
+
 impl InboxReceiver {
-    /// Waits for a frame, then appends it and whatever else is queued to `batch` until the
-    /// batch passes `max_bytes`. `false` once every sender is gone and the queue is empty.
+    /// Waits for a frame, then appends it and whatever else is queued (replies first) to
+    /// `batch` until the batch passes `max_bytes`. `false` once every sender is gone and both
+    /// queues are empty.
     pub async fn recv_batch(&mut self, batch: &mut Vec<u8>, max_bytes: usize) -> bool {
-        let Some(first) = self.rx.recv().await else { return false };
+        let first = tokio::select! {
+            biased;
+            Some(reply) = self.replies.recv() => reply,
+            Some(event) = self.events.recv() => event,
+            else => return false,
+        };
         batch.extend_from_slice(&first.frame);
-        while batch.len() < max_bytes {
-            match self.rx.try_recv() {
-                Ok(next) => batch.extend_from_slice(&next.frame),
-                Err(_) => break,
+        for queue in [&mut self.replies, &mut self.events] {
+            while batch.len() < max_bytes {
+                match queue.try_recv() {
+                    Ok(next) => batch.extend_from_slice(&next.frame),
+                    Err(_) => break,
+                }
             }
         }
         true
@@ -128,6 +168,19 @@ mod tests {
         assert_eq!(tx.offer(&frame(100)), Offer::Queued);
         drop(rx);
         assert_eq!(tx.offer(&frame(1)), Offer::Closed);
+    }
+
+    #[tokio::test]
+    async fn replies_have_their_own_room_when_events_fill_the_inbox() {
+        let (tx, mut rx) = inbox(64 * 1024);
+        while tx.offer(&frame(10)) == Offer::Queued {}
+        let reply = Arc::new(vec![7u8; HEADER_LEN + 20]);
+        assert_eq!(tx.reply(&reply), Offer::Queued);
+        let mut batch = Vec::new();
+        assert!(rx.recv_batch(&mut batch, 1).await);
+        assert_eq!(batch, *reply, "the reply is written first");
+        let replies = (0..REPLY_FRAMES * 2).filter(|_| tx.reply(&reply) == Offer::Queued).count();
+        assert_eq!(replies, REPLY_FRAMES, "replies are bounded too");
     }
 
     #[tokio::test]

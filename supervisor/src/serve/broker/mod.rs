@@ -35,11 +35,11 @@ use wf_protocol::ProtocolError;
 
 /// Events kept for `subscribe_events` backlogs.
 pub const BACKLOG: usize = wf_protocol::control::MAX_EVENT_BACKLOG as usize;
-/// Encoded bytes of the events kept for backlogs.
+/// Bytes held by the events kept for backlogs ([`SharedEvent::held_bytes`]).
 pub const BACKLOG_BYTES: usize = 4 * 1024 * 1024;
 /// Events queued to one control subscription.
 pub const SUBSCRIPTION_QUEUE: usize = 1024;
-/// Encoded bytes of the events queued to one control subscription.
+/// Bytes held by the events queued to one control subscription ([`SharedEvent::held_bytes`]).
 pub const SUBSCRIPTION_BYTES: usize = 8 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -57,11 +57,19 @@ pub struct SharedEvent {
     pub frame: Frame,
 }
 
+impl SharedEvent {
+    /// What holding the event costs, as the byte bounds of control subscriptions and the
+    /// backlog count it: the frame, and about as much again for the parsed payload they keep.
+    pub fn held_bytes(&self) -> usize {
+        2 * self.frame.len()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     /// The event frame (the publish plus the sender the broker adds) is over the cap.
     #[error("the event frame would be {len} bytes, over the {max}-byte limit")]
-    Oversized { len: u64, max: u32 },
+    Oversized { len: u64, max: u32, payload_bytes: u64 },
     #[error("encoding the event frame: {0}")]
     Encode(ProtocolError),
 }
@@ -119,13 +127,13 @@ struct Backlog {
 
 impl Backlog {
     fn push(&mut self, event: Arc<SharedEvent>) {
-        let len = event.frame.len();
+        let len = event.held_bytes();
         if len > BACKLOG_BYTES {
             return;
         }
         while self.events.len() >= BACKLOG || self.bytes + len > BACKLOG_BYTES {
             let Some(oldest) = self.events.pop_front() else { break };
-            self.bytes -= oldest.frame.len();
+            self.bytes -= oldest.held_bytes();
         }
         self.bytes += len;
         self.events.push_back(event);
@@ -220,7 +228,10 @@ impl Broker {
     pub fn publish(&self, event: EventRecord, from: Option<PortId>, max_frame_bytes: u32) -> Result<u32, PublishError> {
         let frame = wf_protocol::encode_event(&event.topic, &event.payload, &event.sender, max_frame_bytes).map_err(
             |e| match e {
-                ProtocolError::Oversized { len, max } => PublishError::Oversized { len, max },
+                ProtocolError::Oversized { len, max } => {
+                    let payload_bytes = serde_json::to_vec(&event.payload).map_or(0, |b| b.len() as u64);
+                    PublishError::Oversized { len, max, payload_bytes }
+                }
                 other => PublishError::Encode(other),
             },
         )?;
@@ -335,7 +346,7 @@ fn offer_to_subscriber(sub: &Subscriber, event: &Arc<SharedEvent>) -> Subscriber
     if !pattern_wants(sub.patterns.as_deref(), &event.record.topic) {
         return SubscriberOffer::Skipped;
     }
-    let permits = event.frame.len().clamp(1, SUBSCRIPTION_BYTES) as u32;
+    let permits = event.held_bytes().clamp(1, SUBSCRIPTION_BYTES) as u32;
     let permit = match Arc::clone(&sub.budget).try_acquire_many_owned(permits) {
         Ok(permit) => permit,
         Err(TryAcquireError::NoPermits) => {

@@ -12,7 +12,9 @@
 //! second); the rest are counted into the next one recorded. Strings the plugin chose are cut
 //! to [`super::super::violations::MAX_RECORDED_TEXT`] bytes in every record.
 
-use super::super::broker::{inbox, EventRecord, InboxReceiver, InboxSender, PortCounters, PortId, WRITE_BATCH_BYTES};
+use super::super::broker::{
+    inbox, EventRecord, InboxReceiver, InboxSender, PortCounters, PortId, PublishError, WRITE_BATCH_BYTES,
+};
 use super::super::daemon::Daemon;
 use super::super::violations::{bounded_text, Admission, ViolationBudget};
 use crate::daemon::LogStream;
@@ -53,7 +55,7 @@ pub fn connect(daemon: &Arc<Daemon>, name: &str, instance: &str, spec: &SandboxS
         grants: Arc::new(spec.events.clone()),
         max_event_bytes: spec.events.max_event_bytes.value,
     };
-    tokio::spawn(serve_channel(Arc::clone(daemon), ctx, channel));
+    serve_channel(daemon, ctx, channel);
 }
 
 async fn capture_output(daemon: Arc<Daemon>, name: String, stream: LogStream, fd: OwnedFd) {
@@ -104,7 +106,9 @@ struct Publisher<'a> {
     reporter: ViolationReporter,
 }
 
-async fn serve_channel(daemon: Arc<Daemon>, ctx: ChannelContext, fd: OwnedFd) {
+/// Connects the channel to the broker before returning, so that the plugin is routed to from
+/// the moment `start` answers, then serves it in two tasks: a writer and a reader.
+fn serve_channel(daemon: &Arc<Daemon>, ctx: ChannelContext, fd: OwnedFd) {
     let stream = match adopt_stream(fd) {
         Ok(stream) => stream,
         Err(e) => {
@@ -112,7 +116,7 @@ async fn serve_channel(daemon: Arc<Daemon>, ctx: ChannelContext, fd: OwnedFd) {
             return;
         }
     };
-    let (mut reader, writer) = stream.into_split();
+    let (reader, writer) = stream.into_split();
     let (tx, rx) = inbox(ctx.max_event_bytes);
     let hello = SupervisorMessage::Hello {
         protocol: wf_protocol::PROTOCOL_VERSION,
@@ -120,14 +124,25 @@ async fn serve_channel(daemon: Arc<Daemon>, ctx: ChannelContext, fd: OwnedFd) {
         instance: ctx.instance.clone(),
     };
     let hello = wf_protocol::encode_with_limit(&hello, ctx.max_event_bytes).unwrap_or_default();
-    tokio::spawn(write_to_plugin(writer, rx, hello));
     let (port, counters) = daemon.broker.attach_plugin(&ctx.instance, Arc::clone(&ctx.grants), tx.clone());
+    tokio::spawn(write_to_plugin(writer, rx, hello));
+    tokio::spawn(read_channel(Arc::clone(daemon), ctx, reader, port, counters, tx));
+}
+
+async fn read_channel(
+    daemon: Arc<Daemon>,
+    ctx: ChannelContext,
+    mut reader: OwnedReadHalf,
+    port: PortId,
+    counters: Arc<PortCounters>,
+    replies: InboxSender,
+) {
     let mut publisher = Publisher {
         daemon: &daemon,
         ctx: &ctx,
         port,
         counters,
-        replies: tx,
+        replies,
         budget: PublishBudget::rate_only(&ctx.grants.rate),
         reporter: ViolationReporter::new(&ctx),
     };
@@ -239,17 +254,23 @@ impl Publisher<'_> {
         let kept = topic.clone();
         let record =
             EventRecord { topic, payload, sender: Arc::clone(&self.ctx.sender), time_ms: self.daemon.now_ms() };
-        let published = self.daemon.broker.publish(record, Some(self.port), self.ctx.max_event_bytes);
-        if published.is_ok() {
-            self.counters.published.fetch_add(1, Ordering::Relaxed);
-        }
-        if let Err(e) = published {
-            self.counters.refused.fetch_add(1, Ordering::Relaxed);
-            let rule = self.ctx.grants.max_event_bytes.origin.pointer.clone();
-            let detail =
-                serde_json::json!({ "topic": bounded_text(&kept), "direction": "publish", "reason": e.to_string() });
-            self.reporter.report(self.daemon, "oversized_event", detail, rule);
-            self.reply(&SupervisorMessage::Denied { topic: kept, reason: e.to_string() });
+        match self.daemon.broker.publish(record, Some(self.port), self.ctx.max_event_bytes) {
+            Ok(_) => {
+                self.counters.published.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                let rule = self.ctx.grants.max_event_bytes.origin.pointer.clone();
+                let bytes = match e {
+                    PublishError::Oversized { payload_bytes, .. } => payload_bytes,
+                    PublishError::Encode(_) => 0,
+                };
+                let detail = serde_json::json!({
+                    "topic": bounded_text(&kept), "direction": "publish", "bytes": bytes, "reason": e.to_string(),
+                });
+                self.reporter.report(self.daemon, "oversized_event", detail, rule);
+                self.reply(&SupervisorMessage::Denied { topic: kept, reason: e.to_string() });
+            }
         }
     }
 
@@ -271,10 +292,11 @@ impl Publisher<'_> {
         self.reporter.report_with_action(self.daemon, "forged_sender", detail, rule, "ignore");
     }
 
-    /// A reply to the plugin; dropped if its inbox is full (it is not reading).
+    /// A reply to the plugin, in its own lane of the inbox; dropped only when
+    /// `REPLY_FRAMES` replies are already waiting (the plugin is not reading).
     fn reply(&self, message: &SupervisorMessage) {
         if let Ok(frame) = wf_protocol::encode_with_limit(message, self.ctx.max_event_bytes) {
-            let _ = self.replies.offer(&Arc::new(frame));
+            let _ = self.replies.reply(&Arc::new(frame));
         }
     }
 }
