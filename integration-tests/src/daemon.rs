@@ -225,3 +225,131 @@ pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Shortcuts for tests that drive plugins through the daemon (each call on a fresh connection).
+impl Daemon {
+    /// `start` of the plugin in `plugin` (by its manifest path); panics with the log if refused.
+    pub fn start_plugin(&self, plugin: &crate::PluginDir) -> wf_protocol::control::PluginSummary {
+        use wf_protocol::control::{ManifestSource, StartArgs};
+        let call = Call::Start(StartArgs::Manifest(ManifestSource::Path(plugin.manifest().display().to_string())));
+        match self.call(call) {
+            Ok(Reply::Start(summary)) => summary,
+            other => panic!("start {}: {other:?}\n{}", plugin.path().display(), self.log()),
+        }
+    }
+
+    pub fn status_of(&self, name: &str) -> wf_protocol::control::PluginStatus {
+        match self.call(Call::Status(wf_protocol::control::NameArgs { name: name.into() })) {
+            Ok(Reply::Status(status)) => status,
+            other => panic!("status {name}: {other:?}"),
+        }
+    }
+
+    /// The broker's counters of `name`'s running instance (`None` while it is not connected).
+    pub fn event_counters(&self, name: &str) -> Option<wf_protocol::control::EventCounters> {
+        self.status_of(name).events
+    }
+
+    /// Waits until `name`'s channel is connected to the broker (its counters exist).
+    pub fn wait_attached(&self, name: &str, limit: Duration) {
+        assert!(eventually(limit, || self.event_counters(name).is_some()), "{name} never connected:\n{}", self.log());
+    }
+
+    /// The newest 128 KiB of `name`'s output, stdout and stderr interleaved.
+    pub fn logs_of(&self, name: &str) -> String {
+        let args = wf_protocol::control::LogsArgs { name: name.into(), follow: false, tail_bytes: Some(131_072) };
+        match self.call(Call::Logs(args)) {
+            Ok(Reply::Logs(logs)) => logs.chunks.iter().map(|c| c.text.as_str()).collect(),
+            other => panic!("logs {name}: {other:?}"),
+        }
+    }
+
+    /// Every JSON object line of `name`'s output.
+    pub fn json_lines_of(&self, name: &str) -> Vec<Value> {
+        json_lines(&self.logs_of(name))
+    }
+
+    /// Waits for the probe's result line (the one with a `probe` key) in `name`'s output.
+    pub fn probe_result(&self, name: &str, limit: Duration) -> Value {
+        let mut found = None;
+        eventually(limit, || {
+            found = self.json_lines_of(name).into_iter().find(|l| l.get("probe").is_some());
+            found.is_some()
+        });
+        found.unwrap_or_else(|| panic!("no result line from {name} in {limit:?}:\n{}", self.logs_of(name)))
+    }
+
+    /// The recorded violations of plugin `name`, newest first.
+    pub fn violations_of(&self, name: &str) -> Vec<wf_protocol::control::Violation> {
+        let args = wf_protocol::control::ViolationsArgs { name: Some(name.into()), limit: Some(1000) };
+        match self.call(Call::ListViolations(args)) {
+            Ok(Reply::ListViolations(v)) => v.violations,
+            other => panic!("list_violations {name}: {other:?}"),
+        }
+    }
+
+    /// Publishes as a control client; returns how many readers took the event.
+    pub fn publish(&self, topic: &str, payload: Value) -> u32 {
+        publish_on(&mut self.connect(), topic, payload)
+    }
+}
+
+/// `publish` on an open control connection; returns how many readers took the event.
+pub fn publish_on(conn: &mut Connection<UnixStream>, topic: &str, payload: Value) -> u32 {
+    let args = wf_protocol::control::PublishArgs { topic: topic.into(), payload };
+    match conn.call(Call::Publish(args)) {
+        Ok(Reply::Publish(result)) => result.delivered,
+        other => panic!("publish {topic}: {other:?}"),
+    }
+}
+
+/// Every line of `text` that is a JSON object.
+pub fn json_lines(text: &str) -> Vec<Value> {
+    text.lines().filter_map(|l| serde_json::from_str::<Value>(l.trim()).ok()).filter(Value::is_object).collect()
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock the probes stamp events with (there is no time
+/// namespace, so it is the same inside the sandbox).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes into the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Publishes `payload(seq)` for `seq` in `0..count` as a control client on one connection,
+/// without waiting for each answer (the daemon serves at most 32 requests of a connection at
+/// once and reads no further: that is the back-pressure). `pace(seq)` runs before each publish
+/// and may wait. Returns the sum of the answers' `delivered`.
+pub fn publish_pipelined(
+    daemon: &Daemon,
+    topic: &str,
+    count: u64,
+    payload: impl Fn(u64) -> Value,
+    mut pace: impl FnMut(u64),
+) -> u64 {
+    use std::io::Write;
+    use wf_protocol::control::{encode_client_message, read_server_message, ClientMessage, Response, ServerMessage};
+    let mut writer = raw_session(daemon);
+    let mut reader = writer.try_clone().expect("clone the session");
+    reader.set_read_timeout(Some(Duration::from_secs(120))).expect("timeout");
+    let answers = std::thread::spawn(move || {
+        let mut delivered = 0;
+        for _ in 0..count {
+            match read_server_message(&mut reader) {
+                Ok(Some(ServerMessage::Response(Response { outcome: Ok(result), .. }))) => {
+                    delivered += result["delivered"].as_u64().unwrap_or(0);
+                }
+                other => panic!("a publish answer: {other:?}"),
+            }
+        }
+        delivered
+    });
+    for seq in 0..count {
+        pace(seq);
+        let args = wf_protocol::control::PublishArgs { topic: topic.to_owned(), payload: payload(seq) };
+        let frame = encode_client_message(&ClientMessage::request(seq + 1, Call::Publish(args))).expect("encode");
+        writer.write_all(&frame).expect("send a publish");
+    }
+    answers.join().expect("the answers")
+}

@@ -14,6 +14,8 @@ const DEFAULT_CHANNEL_FD: i32 = 3;
 const MAX_FRAME_BYTES: u32 = 64 * 1024;
 /// How long `publish` waits for a refusal or end of stream.
 const DENIAL_WAIT: Duration = Duration::from_secs(1);
+/// How long `send-bad-frame` waits for the supervisor to close the channel.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
 /// How long `publish` waits for the hello.
 const HELLO_WAIT: Duration = Duration::from_secs(5);
 
@@ -102,18 +104,28 @@ pub fn publish_many(args: &mut Args) -> Result<Outcome, UsageError> {
     Ok(Outcome::success().with("sent", sent))
 }
 
-/// `send-bad-frame oversized|invalid-utf8|deep|unknown-field`: breaks the channel's rules
-/// once, then reports whether the supervisor closed the channel (EOF or reset).
+/// `send-bad-frame oversized|truncated|invalid-utf8|deep|nested-33|unknown-field|null-sender`: breaks the
+/// channel's rules once, then reports whether the supervisor closed the channel (EOF or
+/// reset). `truncated` announces a 100-byte body, sends 10 bytes of it and half-closes (end of
+/// stream inside a frame); `nested-33` nests the payload one level deeper than allowed.
 pub fn send_bad_frame(args: &mut Args) -> Result<Outcome, UsageError> {
     let kind = args.required("KIND")?;
     let frame: Vec<u8> = match kind {
         "oversized" => [u32::MAX.to_be_bytes().as_slice(), b"{\"type\":"].concat(),
+        "truncated" => [100u32.to_be_bytes().as_slice(), b"{\"type\":\"p"].concat(),
+        // The message object is depth 1, so 32 brackets make depth 33.
+        "nested-33" => framed(
+            format!("{{\"type\":\"publish\",\"topic\":\"a\",\"payload\":{}1{}}}", "[".repeat(32), "]".repeat(32))
+                .as_bytes(),
+        ),
         "invalid-utf8" => framed(b"{\"type\":\"publish\",\"topic\":\"a\xff\",\"payload\":1}"),
         "deep" => framed(
             format!("{{\"type\":\"publish\",\"topic\":\"a\",\"payload\":{}1{}}}", "[".repeat(100), "]".repeat(100))
                 .as_bytes(),
         ),
-        "unknown-field" => framed(b"{\"type\":\"publish\",\"topic\":\"a\",\"payload\":1,\"sender\":\"host\"}"),
+        "unknown-field" => framed(b"{\"type\":\"publish\",\"topic\":\"a\",\"payload\":1,\"priority\":9}"),
+        // `sender` may only be a string (docs/protocol.md §1.3 rule 5, §1.4).
+        "null-sender" => framed(b"{\"type\":\"publish\",\"topic\":\"a\",\"payload\":1,\"sender\":null}"),
         other => return Err(UsageError::Invalid { what: "KIND", value: other.to_owned() }),
     };
     let mut stream = match open_channel() {
@@ -123,8 +135,13 @@ pub fn send_bad_frame(args: &mut Args) -> Result<Outcome, UsageError> {
     if let Err(err) = stream.write_all(&frame) {
         return Ok(io_failure("write", &err));
     }
+    if kind == "truncated" {
+        if let Err(err) = stream.shutdown(std::net::Shutdown::Write) {
+            return Ok(io_failure("shutdown", &err));
+        }
+    }
     let mut closed = false;
-    let deadline = Instant::now() + DENIAL_WAIT;
+    let deadline = Instant::now() + CLOSE_WAIT;
     while Instant::now() < deadline {
         match read_with_deadline(&mut stream, deadline) {
             Ok(Frame::Eof) => {

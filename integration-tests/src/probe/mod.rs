@@ -1,6 +1,7 @@
 //! Dispatch from a probe name to the module that performs it.
 
 mod args;
+mod broker;
 mod channel;
 mod faults;
 mod fs;
@@ -67,8 +68,18 @@ const PROBES: &[(&str, &str, ProbeFn)] = &[
     ("flood-output", "SECONDS", resources::flood_output),
     ("publish", "TOPIC JSON", channel::publish),
     ("publish-many", "COUNT TOPIC", channel::publish_many),
-    ("send-bad-frame", "oversized|invalid-utf8|deep|unknown-field", channel::send_bad_frame),
+    (
+        "send-bad-frame",
+        "oversized|truncated|invalid-utf8|deep|nested-33|unknown-field|null-sender",
+        channel::send_bad_frame,
+    ),
     ("echo-events", "", channel::echo_events),
+    ("scripted", "[SECONDS]", broker::scripted),
+    ("pace", "TOPIC RATE SECONDS", broker::pace),
+    ("consume", "end|stop IDLE_SECONDS [DELAY_US [PROGRESS_TOPIC]]", broker::consume),
+    ("flood", "TOPIC SECONDS", broker::flood),
+    ("burst", "TOPIC COUNT", broker::burst),
+    ("stall-subscribe", "GO_FILE READ_FILE PATTERN...", broker::stall_subscribe),
     ("exit", "CODE", faults::exit),
     ("kill-self", "SIGNAL", faults::kill_self),
 ];
