@@ -34,6 +34,8 @@ use wf_protocol::{FrameDecoder, PluginMessage, ProtocolError, SupervisorMessage}
 /// Pause of an output reader after the rate cap dropped bytes.
 const FLOOD_PAUSE: Duration = Duration::from_millis(100);
 const READ_CHUNK: usize = 16 * 1024;
+/// Frames one channel handles before it yields: about 100 µs of work for small events.
+const FRAMES_PER_TURN: u64 = 64;
 
 /// Start the tasks that serve a launched instance's fds `[pidfd, channel, stdout, stderr]`.
 pub fn connect(daemon: &Arc<Daemon>, name: &str, instance: &str, spec: &SandboxSpec, mut fds: Vec<OwnedFd>) {
@@ -177,6 +179,7 @@ impl Publisher<'_> {
         let mut decoder = FrameDecoder::new(self.ctx.max_event_bytes);
         let mut bytes_read = ByteRate::channel(&self.ctx.grants.rate, self.ctx.max_event_bytes, Instant::now());
         let mut buf = vec![0u8; READ_CHUNK];
+        let mut handled = 0u64;
         loop {
             let n = match reader.read(&mut buf).await {
                 Ok(0) => {
@@ -198,7 +201,13 @@ impl Publisher<'_> {
                 input = &input[taken..];
                 loop {
                     match decoder.next_frame::<PluginMessage>() {
-                        Ok(Some(message)) => self.handle(message),
+                        Ok(Some(message)) => {
+                            self.handle(message);
+                            handled += 1;
+                            if handled % FRAMES_PER_TURN == 0 {
+                                tokio::task::yield_now().await;
+                            }
+                        }
                         Ok(None) => break,
                         Err(e) => {
                             self.reporter.frame_error(self.daemon, &e);
@@ -207,8 +216,8 @@ impl Publisher<'_> {
                     }
                 }
             }
-            // One read's worth of frames (at most READ_CHUNK bytes) is all a busy publisher
-            // gets before every other task on this worker has had its turn.
+            // One read (at most READ_CHUNK bytes, FRAMES_PER_TURN frames) is all a busy
+            // publisher gets before every other task on this worker has had its turn.
             tokio::task::yield_now().await;
         }
     }
