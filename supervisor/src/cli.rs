@@ -59,7 +59,28 @@ pub enum Command {
         #[arg(long, value_name = "DIR", default_value = "/run/wfsandbox")]
         state_dir: PathBuf,
     },
+    /// The daemon's hash-chained audit log.
+    AuditLog {
+        #[command(subcommand)]
+        command: AuditLogCommand,
+    },
     /// Commands that talk to a running daemon over its control socket.
     #[command(flatten)]
     Client(crate::client_cli::ClientCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditLogCommand {
+    /// Check the hash chain of FILE... (oldest first, the live log last) and say exactly
+    /// where it breaks. Exits 0 when intact, 1 when broken, 2 when a file cannot be read.
+    Verify {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// The one FILE is the live log: check its rotated files (FILE.N … FILE.1) before it.
+        #[arg(long)]
+        rotated: bool,
+        /// The report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }

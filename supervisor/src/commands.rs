@@ -247,3 +247,26 @@ pub fn run(manifest: &Path, policy: Option<&Path>, events: &[String], report: Op
     };
     run::run_once(request)
 }
+
+/// `wfsandbox audit-log verify`: the chain of `files`, or with `rotated` of the one live log
+/// and the rotated files beside it.
+pub fn verify_audit_log(files: &[PathBuf], rotated: bool, json: bool) -> u8 {
+    if !rotated {
+        return crate::audit_log::verify_command(files, json);
+    }
+    let [live] = files else {
+        eprintln!("audit-log verify: --rotated takes exactly one FILE, the live log");
+        return 2;
+    };
+    match crate::audit_log::chain_files(live) {
+        Ok(chain) if !chain.is_empty() => crate::audit_log::verify_command(&chain, json),
+        Ok(_) => {
+            eprintln!("audit-log verify: {}: no such log", live.display());
+            2
+        }
+        Err(e) => {
+            eprintln!("audit-log verify: listing the files of {}: {e}", live.display());
+            2
+        }
+    }
+}

@@ -1,6 +1,6 @@
 use clap::Parser;
 use std::process::ExitCode;
-use wfsandbox::cli::{Cli, Command};
+use wfsandbox::cli::{AuditLogCommand, Cli, Command};
 use wfsandbox::{client_cli, commands, serve};
 
 fn main() -> ExitCode {
@@ -12,6 +12,9 @@ fn main() -> ExitCode {
             commands::run(&manifest, policy.as_deref(), &events, report.as_deref(), &args)
         }
         Command::Serve { policy, state_dir } => serve::serve(cli.socket.as_deref(), policy.as_deref(), &state_dir),
+        Command::AuditLog { command: AuditLogCommand::Verify { files, rotated, json } } => {
+            commands::verify_audit_log(&files, rotated, json)
+        }
         Command::Client(command) => client_cli::run(cli.socket.as_deref(), command),
     };
     ExitCode::from(status)
