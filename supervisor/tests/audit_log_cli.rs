@@ -53,7 +53,8 @@ fn a_flipped_byte_a_deleted_line_and_a_swap_are_each_reported_at_their_line() {
         lines.remove(2);
     };
     let swap = |lines: &mut Vec<String>| lines.swap(1, 2);
-    let cases: [(&str, &dyn Fn(&mut Vec<String>), &str); 3] =
+    type Tamper<'a> = &'a dyn Fn(&mut Vec<String>);
+    let cases: [(&str, Tamper, &str); 3] =
         [("flip", &flip, "line 3)"), ("delete", &delete, "line 3)"), ("swap", &swap, "line 2)")];
     for (what, tamper, at) in cases {
         let (_dir, path) = fresh(5);
