@@ -146,6 +146,50 @@ class EventsTest(unittest.TestCase):
         self.assertEqual([e.payload["watts"] for e in self.pair.channel.events()], [3, 4])
 
 
+class CountingSocket(socket.socket):
+    """A socket that counts its reads."""
+
+    recvs = 0
+
+    def recv(self, *args, **kwargs):
+        CountingSocket.recvs += 1
+        return super().recv(*args, **kwargs)
+
+    def recv_into(self, *args, **kwargs):
+        CountingSocket.recvs += 1
+        return super().recv_into(*args, **kwargs)
+
+
+class ReadAheadTest(unittest.TestCase):
+    def test_many_small_frames_cost_few_reads_and_keep_their_boundaries(self):
+        supervisor, plugin = socket.socketpair()
+        counted = CountingSocket(fileno=plugin.detach())
+        self.addCleanup(supervisor.close)
+        self.addCleanup(counted.close)
+        frames = [message(energy(n)) for n in range(200)]
+        supervisor.sendall(message(HELLO) + b"".join(frames))
+        supervisor.shutdown(socket.SHUT_WR)
+        CountingSocket.recvs = 0
+        channel = wfplugin.Channel(sock=counted)
+        watts = [event.payload["watts"] for event in channel.events()]
+        self.assertEqual(watts, list(range(200)))
+        self.assertLessEqual(CountingSocket.recvs, 4, "frames were read one recv at a time")
+
+    def test_a_frame_split_across_reads_is_reassembled_and_a_cut_one_is_truncated(self):
+        pair = Pair()
+        self.addCleanup(pair.close)
+        raw = message(energy(1))
+        pair.send(raw[:3])
+        threading.Timer(0.05, pair.send, args=(raw[3:9],)).start()
+        threading.Timer(0.1, pair.send, args=(raw[9:] + raw[:5],)).start()
+        threading.Timer(0.15, pair.close_supervisor).start()
+        messages = pair.channel.messages()
+        self.assertEqual(next(messages).payload, {"watts": 1})
+        with self.assertRaises(wfplugin.ProtocolError) as cut:
+            next(messages)
+        self.assertEqual(cut.exception.kind, "truncated")
+
+
 class PublishTest(unittest.TestCase):
     def test_publish_writes_one_documented_frame(self):
         pair = Pair()
