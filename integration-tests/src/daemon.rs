@@ -281,7 +281,7 @@ impl Daemon {
 
     /// The recorded violations of plugin `name`, newest first.
     pub fn violations_of(&self, name: &str) -> Vec<wf_protocol::control::Violation> {
-        let args = wf_protocol::control::ViolationsArgs { name: Some(name.into()), limit: Some(1000) };
+        let args = wf_protocol::control::ViolationsArgs { name: Some(name.into()), limit: Some(1000), follow: false };
         match self.call(Call::ListViolations(args)) {
             Ok(Reply::ListViolations(v)) => v.violations,
             other => panic!("list_violations {name}: {other:?}"),

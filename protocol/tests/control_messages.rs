@@ -103,12 +103,33 @@ fn absent_or_null_args_mean_empty_args() {
 }
 
 #[test]
+fn list_violations_follows_only_when_asked_and_then_opens_a_stream() {
+    use wf_protocol::control::{Call, ViolationsArgs};
+    let parse = |args: &str| -> Call {
+        let body = format!(r#"{{"type":"request","id":1,"verb":"list_violations","args":{args}}}"#);
+        match decode_body::<ClientMessage>(body.as_bytes(), MAX_REQUEST_BYTES).expect("request") {
+            ClientMessage::Request(Request { call, .. }) => call,
+            other => panic!("not a request: {other:?}"),
+        }
+    };
+    let plain = parse("{}");
+    assert_eq!(plain, Call::ListViolations(ViolationsArgs { name: None, limit: None, follow: false }));
+    assert!(!plain.opens_stream());
+    let followed = parse(r#"{"name":"energy_monitor","follow":true}"#);
+    assert!(followed.opens_stream(), "{followed:?}");
+    assert_eq!(value_of(&ClientMessage::request(1, followed))["args"]["follow"], json!(true));
+    let wrong = br#"{"type":"request","id":1,"verb":"list_violations","args":{"follow":"yes"}}"#;
+    assert!(decode_body::<ClientMessage>(wrong, MAX_REQUEST_BYTES).is_err(), "follow is a bool");
+}
+
+#[test]
 fn welcome_stream_items_stream_ends_and_errors_round_trip() {
     let mut messages = vec![
         ServerMessage::Welcome(welcome(Rights::Read)),
         ServerMessage::Welcome(welcome(Rights::Control)),
         ServerMessage::Stream { id: 9, item: StreamItem::Event(event_item()) },
         ServerMessage::Stream { id: 9, item: StreamItem::Log(log_chunk()) },
+        ServerMessage::Stream { id: 9, item: StreamItem::Violation { violation: violation() } },
     ];
     for reason in [
         StreamEndReason::Complete,
@@ -154,6 +175,10 @@ fn server_wire_shapes_match_the_documentation() {
     );
     let item = ServerMessage::Stream { id: 2, item: StreamItem::Log(log_chunk()) };
     assert_eq!(value_of(&item)["item"]["kind"], "log");
+    let item = ServerMessage::Stream { id: 3, item: StreamItem::Violation { violation: violation() } };
+    let wire = value_of(&item);
+    assert_eq!(wire["item"]["kind"], "violation", "{wire}");
+    assert_eq!(wire["item"]["violation"], value_of(&violation()), "the record is nested whole, its own kind kept");
     let end = ServerMessage::StreamEnd { id: 2, reason: StreamEndReason::PluginEnded };
     assert_eq!(value_of(&end), json!({"type": "stream_end", "id": 2, "reason": "plugin_ended"}));
     let summary = value_of(&summary(wf_protocol::control::PluginState::Validated));

@@ -40,7 +40,10 @@ live = c.subscribe_events()
 out["live"] = {"result": live.result, "events": list(live), "end": live.end_reason}
 replay = c.subscribe_events(topics=["ui.render", "energy.update"], backlog=10, follow=False)
 out["replay"] = {"events": list(replay), "end": replay.end_reason}
-r(c.list_violations()); r(c.list_violations(n, limit=5)); r(c.reload_policy())
+r(c.list_violations()); r(c.list_violations(n, limit=5))
+watch = c.follow_violations(limit=1)
+out["violations"] = {"result": watch.result, "items": list(watch), "end": watch.end_reason}
+r(c.reload_policy())
 r(c.reload_policy("/etc/wfsandbox/policy.json")); r(c.shutdown()); r(c.call("cancel", {"id": 7}))
 out["errors"] = []
 for i in range(16):
@@ -73,6 +76,11 @@ fn answer(request: &Request) -> Vec<ServerMessage> {
             ok(id, &reply_for(Verb::Logs)),
             ServerMessage::Stream { id, item: StreamItem::Log(log_chunk()) },
             end(StreamEndReason::PluginEnded),
+        ],
+        Call::ListViolations(args) if args.follow => vec![
+            ok(id, &reply_for(Verb::ListViolations)),
+            ServerMessage::Stream { id, item: StreamItem::Violation { violation: violation() } },
+            end(StreamEndReason::ShuttingDown),
         ],
         Call::SubscribeEvents(args) if args.topics.as_deref() == Some(&["x".to_owned()][..]) => {
             vec![ok(id, &reply_for(Verb::SubscribeEvents)), event(1)]
@@ -133,6 +141,13 @@ fn python_client_and_rust_codec_agree_on_every_verb_stream_and_error() {
     assert_eq!(out["live"]["events"][0]["kind"], Value::Null, "the kind tag is removed");
     assert_eq!(out["live"]["end"], "shutting_down");
     assert_eq!(out["replay"]["end"], "complete");
+    let recorded = value_of(&reply_for(Verb::ListViolations));
+    assert_eq!(out["violations"]["result"], recorded);
+    let mut expected_items = recorded["violations"].as_array().cloned().unwrap_or_default();
+    expected_items.reverse();
+    expected_items.push(value_of(&violation()));
+    assert_eq!(out["violations"]["items"], Value::Array(expected_items), "recorded oldest first, then the record");
+    assert_eq!(out["violations"]["end"], "shutting_down");
 
     let errors = out["errors"].as_array().expect("errors");
     assert_eq!(errors.len(), sample_errors().len());

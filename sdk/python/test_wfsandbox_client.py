@@ -399,6 +399,44 @@ class StreamTests(unittest.TestCase):
         client.close()
         daemon.join()
 
+    def test_follow_violations_yields_the_recorded_oldest_first_then_new_ones(self):
+        def violation(n, kind="topic_denied"):
+            return {"time_ms": n, "plugin": "energy_monitor", "instance": "energy_monitor-1", "layer": "broker",
+                    "kind": kind, "detail": {"topic": "secret.keys"}, "rule": "/permissions/events/write",
+                    "action": "deny"}
+
+        def follow(request):
+            return [ok(request, {"violations": [violation(2), violation(1)], "truncated": False}),
+                    {"type": "stream", "id": request["id"],
+                     "item": {"kind": "violation", "violation": violation(3, "oversized_event")}},
+                    {"type": "stream_end", "id": request["id"], "reason": "shutting_down"}]
+
+        daemon = FakeDaemon(answering({"list_violations": follow}))
+        client = daemon.client()
+        stream = client.follow_violations("energy_monitor", limit=10)
+        items = list(stream)
+        self.assertEqual([v["time_ms"] for v in items], [1, 2, 3])
+        self.assertEqual(items[2], violation(3, "oversized_event"), "the record itself, its own kind kept")
+        self.assertEqual(stream.end_reason, "shutting_down")
+        self.assertEqual(stream.result["truncated"], False)
+        self.assertEqual(daemon.requests[0]["args"], {"name": "energy_monitor", "limit": 10, "follow": True})
+        client.close()
+        daemon.join()
+
+    def test_a_violation_item_without_its_record_is_a_protocol_error(self):
+        def follow(request):
+            return [ok(request, {"violations": [], "truncated": False}),
+                    {"type": "stream", "id": request["id"], "item": {"kind": "violation", "plugin": "x"}}]
+
+        daemon = FakeDaemon(answering({"list_violations": follow}))
+        client = daemon.client()
+        stream = client.follow_violations()
+        with self.assertRaises(wc.WfsandboxError) as caught:
+            next(stream)
+        self.assertEqual(caught.exception.code, "protocol_error")
+        client.close()
+        daemon.join()
+
     def test_items_arriving_during_other_calls_are_kept_for_the_subscription(self):
         state = {}
 

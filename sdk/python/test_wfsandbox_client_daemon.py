@@ -172,6 +172,21 @@ class AgainstARealDaemon(unittest.TestCase):
             self.assertEqual(subscription.cancel(), "cancelled")
             self.assertIn("plugins", client.list())
 
+    def test_a_followed_violation_arrives_as_the_plugin_misbehaves(self):
+        manifest = probe_plugin(self.plugins, "offender", ["publish", "secret.topic", "{}"])
+        follower = wc.Client(socket_path=self.daemon.socket, client_name="python-test", timeout=20)
+        with follower, self.daemon.client() as client:
+            with follower.follow_violations("offender") as live:
+                self.assertEqual(live.result["violations"], [])
+                client.start(manifest)
+                violation = next(live)
+                self.assertEqual((violation["plugin"], violation["layer"], violation["kind"]),
+                                 ("offender", "broker", "topic_denied"))
+                self.assertEqual(violation["detail"]["topic"], "secret.topic")
+                self.assertEqual(set(violation), {"time_ms", "plugin", "instance", "layer", "kind", "detail",
+                                                  "rule", "action"})
+            self.assertEqual(live.end_reason, "cancelled")
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -13,7 +13,8 @@ Speaks the control protocol of docs/protocol.md §2 over the daemon's Unix socke
                 print(event["topic"], event["payload"])
 
 Every verb method returns the verb's ``result`` object (a dict, exactly as documented);
-``logs(..., follow=True)`` and ``subscribe_events()`` return a ``Subscription`` to iterate.
+``logs(..., follow=True)``, ``subscribe_events()`` and ``follow_violations()`` return a
+``Subscription`` to iterate.
 A refusal raises ``WfsandboxError`` with the daemon's stable ``code``, its ``message`` and
 its ``details`` dict. A few codes come from this module, never from the daemon:
 ``daemon_not_running``, ``permission_denied``, ``connection_closed``, ``protocol_error``
@@ -60,6 +61,7 @@ _DETAILS = {
     "refused": (set(), {"layer", "step", "errno"}),
     "conflict": ({"name", "state"}, {"name", "state"}),
 }
+STREAM_ITEM_KINDS = frozenset(["event", "log", "violation"])
 STREAM_END_REASONS = frozenset(["complete", "cancelled", "lagged", "plugin_ended", "shutting_down"])
 
 # Exit statuses of the wfsandbox CLI, by error code (docs/protocol.md §2).
@@ -269,8 +271,12 @@ def check_server_message(obj: dict) -> None:
     elif kind == "stream":
         _check_keys(fields, {"id", "item"}, {"id", "item"}, kind)
         item = obj["item"]
-        if not _is_u64(obj["id"]) or not isinstance(item, dict) or item.get("kind") not in ("event", "log"):
+        if not _is_u64(obj["id"]) or not isinstance(item, dict) or item.get("kind") not in STREAM_ITEM_KINDS:
             raise _protocol_error("malformed stream item")
+        if item["kind"] == "violation":
+            _check_keys(item, {"kind", "violation"}, {"kind", "violation"}, "violation item")
+            if not isinstance(item["violation"], dict):
+                raise _protocol_error("malformed violation item")
     elif kind == "stream_end":
         _check_keys(fields, {"id", "reason"}, {"id", "reason"}, kind)
         if not _is_u64(obj["id"]) or not isinstance(obj["reason"], str) or obj["reason"] not in STREAM_END_REASONS:
@@ -290,9 +296,10 @@ def _raise_error(error: dict) -> None:
 
 
 class Subscription:
-    """An open stream (``logs`` with ``follow``, ``subscribe_events``). Iterating yields
-    items (``kind`` removed) until the stream ends; ``end_reason`` then says why. Use it
-    as a context manager or call ``cancel()`` to end it early."""
+    """An open stream (``logs`` with ``follow``, ``subscribe_events``, ``list_violations``
+    with ``follow``). Iterating yields items (``kind`` removed; a ``violation`` item yields the
+    violation record itself, its own ``kind`` kept) until the stream ends; ``end_reason`` then
+    says why. Use it as a context manager or call ``cancel()`` to end it early."""
 
     def __init__(self, client: "Client", request_id: int, result: dict, initial: List[dict]):
         self.id = request_id
@@ -304,6 +311,9 @@ class Subscription:
     def _push(self, item: dict) -> None:
         if len(self._items) >= MAX_BUFFERED_ITEMS:
             self._client._abandon(self, "lagged")
+            return
+        if item.get("kind") == "violation":
+            self._items.append(item["violation"])
             return
         item = dict(item)
         item.pop("kind", None)
@@ -593,12 +603,28 @@ class Client:
         return self.open_stream("subscribe_events", args)
 
     def list_violations(self, name: Optional[str] = None, limit: Optional[int] = None) -> dict:
+        return self.call("list_violations", self._violations_args(name, limit))
+
+    def follow_violations(self, name: Optional[str] = None, limit: Optional[int] = None) -> Subscription:
+        """``list_violations`` with ``follow``: a Subscription yielding the recorded
+        violations (of ``name``, or of every plugin), oldest first, then each one the daemon
+        records afterwards until cancelled. ``result`` is the response (newest first, with
+        ``truncated``)."""
+        args = self._violations_args(name, limit)
+        args["follow"] = True
+        subscription = self.open_stream("list_violations", args)
+        # Newest first in the response; extendleft reverses them into oldest first.
+        subscription._items.extendleft(subscription.result.get("violations", []))
+        return subscription
+
+    @staticmethod
+    def _violations_args(name: Optional[str], limit: Optional[int]) -> Dict[str, Any]:
         args: Dict[str, Any] = {}
         if name is not None:
             args["name"] = name
         if limit is not None:
             args["limit"] = limit
-        return self.call("list_violations", args)
+        return args
 
     def reload_policy(self, path: Optional[str] = None) -> dict:
         return self.call("reload_policy", {} if path is None else {"path": os.path.abspath(path)})

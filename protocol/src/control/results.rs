@@ -1,4 +1,4 @@
-//! The typed result of every verb and the items of the two streams.
+//! The typed result of every verb and the items of the streams.
 //!
 //! Times are milliseconds since the Unix epoch (`time_ms`, `since_ms`, `next_restart_ms`).
 //! Optional values are always sent, as `null` when unknown, so keys are stable; a decoder
@@ -327,6 +327,12 @@ pub struct EventItem {
 pub enum StreamItem {
     Event(EventItem),
     Log(LogChunk),
+    /// A violation recorded while `list_violations` follows:
+    /// `{"kind": "violation", "violation": {...}}`. The record is nested, not flattened: it
+    /// has a `kind` of its own.
+    Violation {
+        violation: Violation,
+    },
 }
 
 /// A verb's typed result. Serialises as the `result` object.

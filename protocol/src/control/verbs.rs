@@ -246,6 +246,10 @@ pub struct ViolationsArgs {
     /// At most this many records, newest first; absent = [`super::DEFAULT_VIOLATIONS_LIMIT`].
     #[serde(default)]
     pub limit: Option<u32>,
+    /// Keep the request open and stream every violation recorded afterwards (of `name`, when
+    /// given) as `violation` items.
+    #[serde(default)]
+    pub follow: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -312,7 +316,12 @@ impl Call {
     /// Whether a successful response to this call is followed by `stream` items and a
     /// `stream_end`.
     pub fn opens_stream(&self) -> bool {
-        matches!(self, Call::Logs(LogsArgs { follow: true, .. }) | Call::SubscribeEvents(_))
+        matches!(
+            self,
+            Call::Logs(LogsArgs { follow: true, .. })
+                | Call::ListViolations(ViolationsArgs { follow: true, .. })
+                | Call::SubscribeEvents(_)
+        )
     }
 
     /// Parses `args` (absent = `{}`) for the verb named `verb` and range-checks them.
@@ -362,7 +371,7 @@ impl Call {
             Call::Stats(StatsArgs { name }) => name.as_deref().map_or(Ok(()), |name| check_name("name", name)),
             Call::Publish(PublishArgs { topic, .. }) => check_name("topic", topic),
             Call::SubscribeEvents(args) => check_subscription(args),
-            Call::ListViolations(ViolationsArgs { name, limit }) => {
+            Call::ListViolations(ViolationsArgs { name, limit, .. }) => {
                 if let Some(name) = name {
                     check_name("name", name)?;
                 }

@@ -141,3 +141,59 @@ fn followed_events_for_humans_are_one_escaped_line_each() {
     events(&mut conn, call, &mut out).expect("events");
     assert_eq!(printed(out), "1970-01-01T00:00:00Z ui\\u{9b}2J control:0 {\"t\":\"\\u202e\"}\n");
 }
+
+fn violation(plugin: &str, time_ms: u64, kind: &str) -> Violation {
+    Violation {
+        time_ms,
+        plugin: plugin.into(),
+        instance: format!("{plugin}-1"),
+        layer: "broker".into(),
+        kind: kind.into(),
+        detail: json!({ "topic": "secret.keys" }),
+        rule: "/permissions/events/write".into(),
+        action: "deny".into(),
+    }
+}
+
+fn follow_violations_call() -> Call {
+    Call::ListViolations(wf_protocol::control::ViolationsArgs { name: None, limit: None, follow: true })
+}
+
+/// `list_violations` answers newest first.
+fn recorded(violations: &[Violation], truncated: bool) -> Value {
+    json!({ "violations": violations, "truncated": truncated })
+}
+
+#[test]
+fn followed_violations_in_json_are_the_recorded_oldest_first_then_the_new_ones() {
+    let items = vec![StreamItem::Violation { violation: violation("b", 3, "oversized_event") }];
+    let answer = recorded(&[violation("a", 2, "topic_denied"), violation("a", 1, "topic_denied")], false);
+    let mut conn = connection(answer, items, StreamEndReason::ShuttingDown);
+    let mut out = console(Format::Json);
+    follow_violations(&mut conn, follow_violations_call(), &mut out).expect("followed");
+    let lines: Vec<Value> =
+        printed(out).lines().map(|l| serde_json::from_str(l).expect("each line is one JSON object")).collect();
+    let times: Vec<&Value> = lines.iter().map(|l| &l["time_ms"]).collect();
+    assert_eq!(times, [&json!(1), &json!(2), &json!(3), &Value::Null]);
+    let keys: Vec<&str> = lines[2].as_object().expect("object").keys().map(String::as_str).collect();
+    let mut expected = ["action", "detail", "instance", "kind", "layer", "plugin", "rule", "time", "time_ms"];
+    expected.sort_unstable();
+    assert_eq!(keys, expected, "the keys of `violations --json`");
+    assert_eq!((&lines[2]["kind"], &lines[2]["plugin"]), (&json!("oversized_event"), &json!("b")));
+    assert_eq!(lines[3], json!({ "kind": "stream_end", "reason": "shutting_down" }));
+}
+
+#[test]
+fn followed_violations_for_humans_are_one_escaped_line_each_and_lagging_fails() {
+    let mut hostile = violation("evil\u{1b}[2J", 0, "topic_denied");
+    hostile.detail = json!({ "topic": "\u{202e}x" });
+    let items = vec![StreamItem::Violation { violation: hostile }];
+    let mut conn = connection(recorded(&[], false), items, StreamEndReason::Lagged);
+    let mut out = console(Format::Human);
+    let result = follow_violations(&mut conn, follow_violations_call(), &mut out);
+    assert!(matches!(result, Err(CommandError::Lagged)), "{result:?}");
+    assert_eq!(
+        printed(out),
+        "1970-01-01T00:00:00Z evil\\u{1b}[2J broker topic_denied deny /permissions/events/write {\"topic\":\"\\u202ex\"}\n"
+    );
+}

@@ -128,6 +128,12 @@ pub fn event_line(item: &EventItem) -> Value {
     with_kind("event", event(item))
 }
 
+/// One line of `violations --follow --json`: the violation with exactly the keys of
+/// `violations --json` (no `kind` is added: a violation has a `kind` of its own).
+pub fn violation_line(v: &Violation) -> Value {
+    violation(v)
+}
+
 /// The last line of a followed stream: `{"kind": "stream_end", "reason": ...}`.
 pub fn stream_end_line(reason: StreamEndReason) -> Value {
     json!({ "kind": "stream_end", "reason": as_json(&reason) })

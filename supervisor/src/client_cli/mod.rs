@@ -3,7 +3,7 @@
 //!
 //! Each command is checked and turned into one protocol call before anything is connected
 //! ([`request`]), sent as `wfsandbox-cli` with the token from [`connect`], and its answer
-//! printed for people ([`render`]) or machines ([`json_out`]); the two streams are in
+//! printed for people ([`render`]) or machines ([`json_out`]); the streams are in
 //! [`follow`]. Failures are one stderr line and the protocol's exit status ([`failure`]).
 
 mod connect;
@@ -137,6 +137,10 @@ pub struct ViolationsCommand {
     /// At most N records, newest first (default 100, at most 1000).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_VIOLATIONS_LIMIT)))]
     pub limit: Option<u32>,
+    /// After the recorded ones (oldest first), keep printing each new violation as it is
+    /// recorded, until interrupted.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
     #[command(flatten)]
     pub options: ClientOptions,
 }
@@ -171,7 +175,7 @@ pub enum ClientCommand {
     Publish(PublishCommand),
     /// Recent events, and with --follow new ones as they are published.
     Events(EventsCommand),
-    /// Recorded violations, newest first.
+    /// Recorded violations, newest first; with --follow, then each new one as it is recorded.
     Violations(ViolationsCommand),
     /// Re-read the daemon's policy file, or load a new one.
     ReloadPolicy(ReloadPolicyCommand),
@@ -185,6 +189,18 @@ enum Exchange {
     Reply(Call),
     FollowLogs(Call),
     Events(Call),
+    FollowViolations(Call),
+}
+
+impl Exchange {
+    /// Whether it streams until interrupted.
+    fn follows(&self) -> bool {
+        match self {
+            Exchange::FollowLogs(_) | Exchange::FollowViolations(_) => true,
+            Exchange::Events(Call::SubscribeEvents(args)) => args.follow,
+            Exchange::Events(_) | Exchange::Reply(_) => false,
+        }
+    }
 }
 
 /// Runs one client command; returns its exit status.
@@ -208,6 +224,9 @@ fn execute<W: std::io::Write>(
     let exchange = command.exchange()?;
     let token = connect::bearer_token(command.options().token_file.as_deref())?;
     let mut connection = connect::open(&connect::socket_path(socket), token)?;
+    if exchange.follows() {
+        follow::interrupt_ends_with_success();
+    }
     match exchange {
         Exchange::Reply(call) => {
             let reply = connection.call(call)?;
@@ -215,6 +234,7 @@ fn execute<W: std::io::Write>(
         }
         Exchange::FollowLogs(call) => follow::follow_logs(&mut connection, call, console),
         Exchange::Events(call) => follow::events(&mut connection, call, console),
+        Exchange::FollowViolations(call) => follow::follow_violations(&mut connection, call, console),
     }
 }
 
@@ -265,6 +285,7 @@ impl ClientCommand {
         Ok(match &call {
             Call::Logs(LogsArgs { follow: true, .. }) => Exchange::FollowLogs(call),
             Call::SubscribeEvents(_) => Exchange::Events(call),
+            Call::ListViolations(ViolationsArgs { follow: true, .. }) => Exchange::FollowViolations(call),
             _ => Exchange::Reply(call),
         })
     }
@@ -284,7 +305,7 @@ impl ClientCommand {
             ClientCommand::Publish(c) => request::publish(&c.topic, &c.payload)?,
             ClientCommand::Events(c) => Call::SubscribeEvents(subscription(c)),
             ClientCommand::Violations(c) => {
-                Call::ListViolations(ViolationsArgs { name: c.name.clone(), limit: c.limit })
+                Call::ListViolations(ViolationsArgs { name: c.name.clone(), limit: c.limit, follow: c.follow })
             }
             ClientCommand::ReloadPolicy(c) => Call::ReloadPolicy(ReloadPolicyArgs {
                 path: c.path.as_deref().map(|p| request::absolute_path("policy", p)).transpose()?,

@@ -14,7 +14,12 @@ fn parse(args: &[&str]) -> Result<ClientCommand, clap::Error> {
 fn call_of(args: &[&str]) -> Call {
     let command = parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
     match command.exchange() {
-        Ok(Exchange::Reply(call) | Exchange::FollowLogs(call) | Exchange::Events(call)) => call,
+        Ok(
+            Exchange::Reply(call)
+            | Exchange::FollowLogs(call)
+            | Exchange::Events(call)
+            | Exchange::FollowViolations(call),
+        ) => call,
         Err(error) => panic!("{args:?}: {error}"),
     }
 }
@@ -56,7 +61,11 @@ fn every_command_maps_onto_its_verb() {
     );
     assert_eq!(
         call_of(&["violations", "a", "--limit", "5"]),
-        Call::ListViolations(ViolationsArgs { name: Some("a".into()), limit: Some(5) })
+        Call::ListViolations(ViolationsArgs { name: Some("a".into()), limit: Some(5), follow: false })
+    );
+    assert_eq!(
+        call_of(&["violations", "--follow", "--json"]),
+        Call::ListViolations(ViolationsArgs { name: None, limit: None, follow: true })
     );
     assert_eq!(call_of(&["reload-policy"]), Call::ReloadPolicy(ReloadPolicyArgs { path: None }));
     assert_eq!(call_of(&["shutdown", "--json"]), Call::Shutdown(ShutdownArgs {}));
@@ -73,6 +82,14 @@ fn events_replay_the_backlog_unless_following() {
     assert_eq!(live, Call::SubscribeEvents(SubscribeEventsArgs { topics: None, backlog: 0, follow: true }));
     let both = call_of(&["events", "--follow", "--backlog", "3"]);
     assert!(matches!(both, Call::SubscribeEvents(SubscribeEventsArgs { backlog: 3, follow: true, .. })));
+}
+
+#[test]
+fn followed_violations_are_a_stream_and_plain_ones_a_reply() {
+    let followed = parse(&["violations", "a", "-f"]).expect("parses").exchange().expect("an exchange");
+    assert!(matches!(followed, Exchange::FollowViolations(Call::ListViolations(ViolationsArgs { follow: true, .. }))));
+    let plain = parse(&["violations", "a"]).expect("parses").exchange().expect("an exchange");
+    assert!(matches!(plain, Exchange::Reply(Call::ListViolations(ViolationsArgs { follow: false, .. }))));
 }
 
 #[test]

@@ -228,6 +228,21 @@ pub fn event_line(event: &EventItem) -> String {
     format!("{} {} {} {}\n", rfc3339_seconds(event.time_ms), escape(&event.topic), escape(&event.sender), payload)
 }
 
+/// `TIME PLUGIN LAYER KIND ACTION RULE DETAIL` on one line (a followed violation: the
+/// columns of [`violations_table`], unaligned).
+pub fn violation_line(v: &Violation) -> String {
+    let cells = [
+        rfc3339_seconds(v.time_ms),
+        escape(&v.plugin),
+        escape(&v.layer),
+        escape(&v.kind),
+        escape(&v.action),
+        escape(&v.rule),
+        json_line(&v.detail),
+    ];
+    cells.join(" ") + "\n"
+}
+
 pub fn violations_table(violations: &[Violation]) -> String {
     let rows = violations
         .iter()

@@ -310,6 +310,17 @@ impl Connection {
                 });
                 drop(permit);
             }
+            Call::ListViolations(args) if args.follow => {
+                let (slot, cancelled) = match self.open_stream(id) {
+                    Ok(opened) => opened,
+                    Err(e) => return refuse_stream(outbox, streams, id, e, permit),
+                };
+                tokio::spawn(async move {
+                    streams::violations(daemon, outbox, streams, id, args, cancelled).await;
+                    drop(slot);
+                });
+                drop(permit);
+            }
             Call::Publish(args) => {
                 // Routed here, before the next request is read, so that one client's events keep
                 // their order even when it does not wait for each answer (docs/protocol.md §1.7).

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use wf_policy::topic::topic_is_valid;
 use wf_protocol::control::{
-    Call, ControlError, PublishResult, Reply, ShutdownResult, StartArgs, ViolationsResult, DEFAULT_LOG_TAIL_BYTES,
+    Call, ControlError, PublishResult, Reply, ShutdownResult, StartArgs, DEFAULT_LOG_TAIL_BYTES,
     DEFAULT_VIOLATIONS_LIMIT,
 };
 
@@ -27,9 +27,9 @@ pub async fn call(daemon: &Arc<Daemon>, peer: PeerCred, call: Call) -> Result<Re
         }
         Call::Stats(args) => daemon.stats(args.name.as_deref()).await.map(Reply::Stats),
         Call::ListViolations(args) => {
+            // With `follow` the connection serves it (streams::violations); this is the plain list.
             let limit = args.limit.unwrap_or(DEFAULT_VIOLATIONS_LIMIT) as usize;
-            let (violations, truncated) = daemon.violations.list(args.name.as_deref(), limit);
-            Ok(Reply::ListViolations(ViolationsResult { violations, truncated }))
+            Ok(Reply::ListViolations(daemon.violations.result(args.name.as_deref(), limit)))
         }
         Call::ReloadPolicy(args) => daemon.reload_policy_as(peer.uid, args.path.as_deref()).map(Reply::ReloadPolicy),
         Call::Shutdown(_) => {

@@ -1,4 +1,5 @@
-//! The two streams of the control protocol (§2.7): `subscribe_events` and `logs` with follow.
+//! The streams of the control protocol (§2.7): `subscribe_events`, and `logs` and
+//! `list_violations` with follow.
 //!
 //! A stream task sends its `response`, then items, then exactly one `stream_end`, all through
 //! the connection's outbox, so their order holds. An item that does not fit the outbox (the
@@ -10,10 +11,12 @@ use super::plugins::log_chunks;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::broadcast;
 use tokio::sync::oneshot;
 use wf_protocol::control::{
     encode_reply, encode_server_message, encode_stream_item, ControlError, EventItem, LogsArgs, Reply, ServerMessage,
-    StreamEndReason, StreamItem, SubscribeEventsArgs, SubscribeResult, DEFAULT_LOG_TAIL_BYTES,
+    StreamEndReason, StreamItem, SubscribeEventsArgs, SubscribeResult, Violation, ViolationsArgs,
+    DEFAULT_LOG_TAIL_BYTES, DEFAULT_VIOLATIONS_LIMIT,
 };
 
 /// A `cancel` hands the stream a sender to acknowledge on once its `stream_end` is queued.
@@ -217,6 +220,64 @@ pub async fn logs(
     finish(&outbox, &streams, id, reason).await;
 }
 
+/// `list_violations` with follow: the recorded ones as the response, then every violation
+/// recorded afterwards (of `args.name`, when given) until cancel, shutdown or the connection
+/// closing. A follower more than the broadcast's capacity behind, or whose outbox is full,
+/// ends `lagged`; neither slows recording nor the other followers.
+pub async fn violations(
+    daemon: Arc<Daemon>,
+    outbox: Outbox,
+    streams: OpenStreams,
+    id: u64,
+    args: ViolationsArgs,
+    mut cancelled: Cancelled,
+) {
+    let limit = args.limit.unwrap_or(DEFAULT_VIOLATIONS_LIMIT) as usize;
+    let following = daemon.violations.follow(args.name.as_deref(), limit);
+    let _ = outbox.send(encode_reply(id, Ok(&Reply::ListViolations(following.recorded)))).await;
+    let mut live = following.live;
+    let shutdown = daemon.shutdown_signal();
+    let reason = loop {
+        let wake = tokio::select! {
+            biased;
+            _ = shutting_down(shutdown.clone()) => Wake::End(StreamEndReason::ShuttingDown),
+            request = &mut cancelled => request.map_or(Wake::ConnectionGone, Wake::Cancelled),
+            next = live.recv() => match next {
+                Ok(violation) => Wake::Item(violation),
+                Err(broadcast::error::RecvError::Lagged(_)) => Wake::End(StreamEndReason::Lagged),
+                Err(broadcast::error::RecvError::Closed) => Wake::End(StreamEndReason::ShuttingDown),
+            },
+        };
+        match wake {
+            Wake::Item(violation) if !is_for(&violation, args.name.as_deref()) => {}
+            Wake::Item(violation) => {
+                if !offer(&outbox, id, &StreamItem::Violation { violation: Violation::clone(&violation) }) {
+                    break StreamEndReason::Lagged;
+                }
+            }
+            Wake::End(reason) => break reason,
+            Wake::Cancelled(ack) => {
+                drop(live);
+                finish(&outbox, &streams, id, StreamEndReason::Cancelled).await;
+                let _ = ack.send(());
+                return;
+            }
+            Wake::ConnectionGone => {
+                streams.release_id(id);
+                return;
+            }
+        }
+    };
+    // No longer a receiver: the broadcast need not keep records for this stream.
+    drop(live);
+    finish(&outbox, &streams, id, reason).await;
+}
+
+/// Whether a followed violation passes the stream's plugin filter.
+fn is_for(violation: &Violation, name: Option<&str>) -> bool {
+    name.is_none_or(|name| violation.plugin == name)
+}
+
 impl Daemon {
     /// New log items from `offset`, where to continue, and whether the plugin has ended for
     /// good (not running, no restart pending) with nothing left to send.
@@ -256,4 +317,27 @@ async fn finish(outbox: &Outbox, streams: &OpenStreams, id: u64, reason: StreamE
         let _ = outbox.send(frame).await;
     }
     streams.release_id(id);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_name_filter_matches_the_plugin_exactly() {
+        let violation = Violation {
+            time_ms: 1,
+            plugin: "alpha".into(),
+            instance: "alpha-1".into(),
+            layer: "broker".into(),
+            kind: "topic_denied".into(),
+            detail: serde_json::json!({}),
+            rule: "r".into(),
+            action: "deny".into(),
+        };
+        assert!(is_for(&violation, None));
+        assert!(is_for(&violation, Some("alpha")));
+        assert!(!is_for(&violation, Some("alph")));
+        assert!(!is_for(&violation, Some("alpha2")));
+    }
 }

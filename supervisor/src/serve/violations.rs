@@ -1,15 +1,20 @@
 //! The daemon's in-memory record of recent violations, for `list_violations`. Bounded: the
 //! oldest records go first; the audit log keeps every one.
 //!
+//! Each record is also offered to live followers (`list_violations` with `follow`) through a
+//! broadcast of [`LIVE_CAPACITY`] records: recording never waits for a follower, and a follower
+//! that falls that far behind is told it lagged instead of being buffered for.
+//!
 //! Also the bounds on what a plugin can make the daemon write about it: every string the
 //! plugin chose is cut to [`MAX_RECORDED_TEXT`] bytes ([`bounded_text`]), and a plugin
 //! instance's violations are admitted by a [`ViolationBudget`] of records *and* bytes a second.
 
 use serde_json::{json, Value};
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use wf_protocol::control::Violation;
+use tokio::sync::broadcast;
+use wf_protocol::control::{Violation, ViolationsResult, MAX_RESPONSE_BYTES};
 
 /// Violations kept in memory across all plugins.
 pub const DEFAULT_CAPACITY: usize = 10_000;
@@ -20,6 +25,11 @@ pub const MAX_RECORDED_TEXT: usize = 256;
 pub const VIOLATIONS_PER_SECOND: u32 = 20;
 /// Bytes of violation details recorded per plugin instance and second; the rest are counted.
 pub const VIOLATION_BYTES_PER_SECOND: usize = 16 * 1024;
+/// Records a live follower may be behind the newest before it has lagged. The broadcast holds
+/// this many records (shared by every follower) whatever the number of followers.
+pub const LIVE_CAPACITY: usize = 1024;
+/// Room kept in a `list_violations` response for everything but the records themselves.
+const RESPONSE_ENVELOPE_BYTES: usize = 4096;
 
 /// `text` cut to at most [`MAX_RECORDED_TEXT`] bytes (at a character boundary).
 pub fn truncate_text(text: &str) -> &str {
@@ -94,11 +104,21 @@ impl ViolationBudget {
 pub struct ViolationLog {
     capacity: usize,
     ring: Mutex<VecDeque<Violation>>,
+    /// Every record as it is made, for live followers. Sent under the ring's lock, so that a
+    /// follower's snapshot and its subscription meet without a gap or an overlap.
+    live: broadcast::Sender<Arc<Violation>>,
+}
+
+/// The recorded violations a follower starts from, and the records made after them.
+pub struct Following {
+    pub recorded: ViolationsResult,
+    pub live: broadcast::Receiver<Arc<Violation>>,
 }
 
 impl ViolationLog {
     pub fn new(capacity: usize) -> Self {
-        Self { capacity: capacity.max(1), ring: Mutex::new(VecDeque::new()) }
+        let (live, _) = broadcast::channel(LIVE_CAPACITY);
+        Self { capacity: capacity.max(1), ring: Mutex::new(VecDeque::new()), live }
     }
 
     pub fn record(&self, violation: Violation) {
@@ -106,12 +126,35 @@ impl ViolationLog {
         if ring.len() == self.capacity {
             ring.pop_front();
         }
+        if self.live.receiver_count() > 0 {
+            // Fails only when nobody follows; a slow follower is overwritten, never waited for.
+            let _ = self.live.send(Arc::new(violation.clone()));
+        }
         ring.push_back(violation);
     }
 
     /// Newest first, at most `limit`, of one plugin or of all; `true` when more matched.
     pub fn list(&self, plugin: Option<&str>, limit: usize) -> (Vec<Violation>, bool) {
+        Self::list_in(&self.lock(), plugin, limit)
+    }
+
+    /// The `list_violations` result: [`Self::list`] cut further, if need be, so that the
+    /// response fits [`MAX_RESPONSE_BYTES`] (`truncated` then says so).
+    pub fn result(&self, plugin: Option<&str>, limit: usize) -> ViolationsResult {
+        let (violations, truncated) = self.list(plugin, limit);
+        fit_response(violations, truncated)
+    }
+
+    /// [`Self::result`], and a subscription to every violation recorded after it.
+    pub fn follow(&self, plugin: Option<&str>, limit: usize) -> Following {
         let ring = self.lock();
+        let live = self.live.subscribe();
+        let (violations, truncated) = Self::list_in(&ring, plugin, limit);
+        drop(ring);
+        Following { recorded: fit_response(violations, truncated), live }
+    }
+
+    fn list_in(ring: &VecDeque<Violation>, plugin: Option<&str>, limit: usize) -> (Vec<Violation>, bool) {
         let mut matching = ring.iter().rev().filter(|v| plugin.is_none_or(|name| v.plugin == name));
         let listed: Vec<Violation> = matching.by_ref().take(limit).cloned().collect();
         let truncated = matching.next().is_some();
@@ -121,6 +164,25 @@ impl ViolationLog {
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Violation>> {
         self.ring.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// The newest of `violations` (newest first) whose encoding fits a response.
+fn fit_response(mut violations: Vec<Violation>, mut truncated: bool) -> ViolationsResult {
+    let room = (MAX_RESPONSE_BYTES as usize).saturating_sub(RESPONSE_ENVELOPE_BYTES);
+    let mut used = 0usize;
+    let fitting = violations
+        .iter()
+        .position(|v| {
+            // A comma between records; a record that cannot be encoded at all counts as too big.
+            used = used.saturating_add(serde_json::to_vec(v).map_or(usize::MAX, |b| b.len()).saturating_add(1));
+            used > room
+        })
+        .unwrap_or(violations.len());
+    if fitting < violations.len() {
+        violations.truncate(fitting);
+        truncated = true;
+    }
+    ViolationsResult { violations, truncated }
 }
 
 #[cfg(test)]
@@ -190,6 +252,48 @@ mod tests {
         let (all, truncated) = log.list(None, 10);
         assert_eq!(all.iter().map(|v| v.time_ms).collect::<Vec<_>>(), [4, 3, 2, 1, 0]);
         assert!(!truncated);
+    }
+
+    #[test]
+    fn a_result_is_cut_to_the_response_cap_newest_kept() {
+        let big = |n: u64| Violation { detail: json!({ "text": "x".repeat(200_000) }), ..violation("a", n) };
+        let log = ViolationLog::new(100);
+        for n in 0..10 {
+            log.record(big(n));
+        }
+        let result = log.result(None, 100);
+        assert!(result.truncated);
+        assert!(!result.violations.is_empty() && result.violations.len() < 10, "{}", result.violations.len());
+        assert_eq!(result.violations[0].time_ms, 9, "newest first, newest kept");
+        let encoded = serde_json::to_vec(&result).expect("encodable").len();
+        assert!(encoded < MAX_RESPONSE_BYTES as usize, "{encoded}");
+        let small = ViolationLog::new(10);
+        small.record(violation("a", 1));
+        assert!(!small.result(None, 10).truncated);
+    }
+
+    #[test]
+    fn a_follower_gets_exactly_the_records_made_after_its_snapshot() {
+        let log = ViolationLog::new(100);
+        log.record(violation("a", 0));
+        let mut following = log.follow(None, 10);
+        assert_eq!(following.recorded.violations.iter().map(|v| v.time_ms).collect::<Vec<_>>(), [0]);
+        log.record(violation("b", 1));
+        log.record(violation("a", 2));
+        let live: Vec<u64> = std::iter::from_fn(|| following.live.try_recv().ok()).map(|v| v.time_ms).collect();
+        assert_eq!(live, [1, 2]);
+        assert_eq!(log.list(None, 10).0.len(), 3, "followed records are still recorded");
+    }
+
+    #[test]
+    fn a_follower_that_falls_behind_is_told_so_and_recording_goes_on() {
+        let log = ViolationLog::new(10);
+        let mut slow = log.follow(None, 1).live;
+        for n in 0..(LIVE_CAPACITY as u64 + 5) {
+            log.record(violation("a", n));
+        }
+        assert!(matches!(slow.try_recv(), Err(broadcast::error::TryRecvError::Lagged(5))));
+        assert_eq!(log.list(None, 1).0[0].time_ms, LIVE_CAPACITY as u64 + 4);
     }
 
     #[test]
