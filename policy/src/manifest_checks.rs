@@ -119,6 +119,31 @@ fn check_event_limits(doc: &Value, policy: &SecurityPolicy, out: &mut Problems) 
             report(out, &pointer, check_limit(value, &field.manifest_rule(policy)).map(|_| ()));
         }
     }
+    check_read_grant_listing(doc, policy, out);
+}
+
+/// The broker answers every subscribe with the whole subscription set in one frame of the
+/// plugin's `max_event_bytes`; a read grant too long to list there could never be answered.
+fn check_read_grant_listing(doc: &Value, policy: &SecurityPolicy, out: &mut Problems) {
+    let max = match doc.pointer(MAX_EVENT_BYTES_POINTER) {
+        None => u64::from(policy.sandbox.ceilings.max_event_bytes),
+        // A bad value is a problem of its own already.
+        Some(value) => match check_limit(value, &manifest_max_event_bytes_rule(policy)) {
+            Ok(max) => max,
+            Err(_) => return,
+        },
+    };
+    let pointer = format!("{EVENTS_POINTER}/read");
+    let listing = crate::topic::listing_bytes(array_at(doc, &pointer).iter().filter_map(Value::as_str));
+    if listing as u64 > max {
+        out.push(Problem::new(
+            pointer,
+            format!(
+                "the read grant takes {listing} bytes to list in one frame, more than max_event_bytes ({max}); \
+                 raise permissions.events.max_event_bytes or grant fewer or shorter topics"
+            ),
+        ));
+    }
 }
 
 fn check_network(doc: &Value, out: &mut Problems) {

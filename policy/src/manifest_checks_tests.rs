@@ -331,3 +331,14 @@ fn event_limits_of_the_wrong_type_or_huge() {
     // A rate that is not an object is left to the schema.
     assert!(check_manifest(&with("/permissions/events/rate", json!(5)), &policy).is_empty());
 }
+
+#[test]
+fn a_read_grant_too_long_to_list_in_one_frame_is_refused() {
+    let policy = SecurityPolicy::default();
+    let topics: Vec<String> = (0..16).map(|n| format!("t.{}{n:02}", "x".repeat(95))).collect();
+    let mut doc = with(MAX_EVENT_BYTES_POINTER, json!(1024));
+    doc["permissions"]["events"]["read"] = json!(topics);
+    assert_only(&doc, &policy, "/permissions/events/read", "to list in one frame");
+    doc["permissions"]["events"]["max_event_bytes"] = json!(4096);
+    assert!(check_manifest(&doc, &policy).is_empty(), "fits a larger frame");
+}

@@ -55,6 +55,21 @@ pub fn grant_problem(grant: &str) -> Option<String> {
     )
 }
 
+/// Bytes of a `subscribed` frame body (the plugin channel's listing of a subscription set)
+/// around its list of topics.
+pub const SUBSCRIBED_OVERHEAD: usize = r#"{"type":"subscribed","topics":[]}"#.len();
+
+/// The bytes one (valid) pattern adds to a `subscribed` listing, separator included: patterns
+/// need no JSON escapes.
+pub fn listed_len(pattern: &str) -> usize {
+    pattern.len() + 3
+}
+
+/// An upper bound on the `subscribed` frame body that lists `patterns` (one separator too many).
+pub fn listing_bytes<'a>(patterns: impl IntoIterator<Item = &'a str>) -> usize {
+    SUBSCRIBED_OVERHEAD + patterns.into_iter().filter(|p| grant_is_valid(p)).map(listed_len).sum::<usize>()
+}
+
 fn segment_is_valid(segment: &str) -> bool {
     let mut bytes = segment.bytes();
     bytes.next().is_some_and(|b| b.is_ascii_lowercase())

@@ -24,6 +24,23 @@ pub fn encode_event(topic: &str, payload: &Value, sender: &str, max: u32) -> Res
     encode_serializable(&EventRef::Event { topic, payload, sender }, max)
 }
 
+/// [`encode_event`], and where in the frame the payload's JSON is, so that a holder of the
+/// frame can read the payload back without keeping a parsed copy.
+pub fn encode_event_locating_payload(
+    topic: &str,
+    payload: &Value,
+    sender: &str,
+    max: u32,
+) -> Result<(Vec<u8>, std::ops::Range<usize>), ProtocolError> {
+    let frame = encode_event(topic, payload, sender, max)?;
+    let json_len = |s: &str| serde_json::to_string(s).map_or(0, |j| j.len());
+    // The compact encoding of EventRef: {"type":"event","topic":T,"payload":P,"sender":S}
+    let before = HEADER_LEN + r#"{"type":"event","topic":"#.len() + json_len(topic) + r#","payload":"#.len();
+    let after = r#","sender":"#.len() + json_len(sender) + 1;
+    let range = before..frame.len().saturating_sub(after);
+    Ok((frame, range))
+}
+
 fn encode_serializable<T: Serialize>(msg: &T, max: u32) -> Result<Vec<u8>, ProtocolError> {
     let max = effective_cap(max);
     let body = serde_json::to_vec(msg).map_err(|e| ProtocolError::malformed(e.to_string()))?;

@@ -24,7 +24,7 @@ mod strict_value;
 pub use strict_value::parse_strict;
 
 pub use blocking::{read_message, write_message, write_message_with_limit};
-pub use codec::{decode_body, encode, encode_event, encode_with_limit};
+pub use codec::{decode_body, encode, encode_event, encode_event_locating_payload, encode_with_limit};
 pub use decoder::FrameDecoder;
 pub use error::ProtocolError;
 pub use message::{EventRef, PluginMessage, SupervisorMessage, WireMessage, PROTOCOL_VERSION};

@@ -132,6 +132,16 @@ mod tests {
     }
 
     #[test]
+    fn the_located_payload_is_exactly_the_payloads_json() {
+        for payload in [json!(1), json!({"b": [1, "x\"y"], "a": null}), json!("é\u{1}"), json!([])] {
+            let (frame, at) = crate::encode_event_locating_payload("t.a", &payload, "plugin:p\"q", 1 << 20)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let back: Value = serde_json::from_slice(&frame[at]).unwrap_or(Value::Null);
+            assert_eq!(back, payload);
+        }
+    }
+
+    #[test]
     fn a_claimed_sender_is_parsed_so_it_can_be_reported_and_is_never_sent_by_honest_code() {
         let forged: PluginMessage =
             serde_json::from_str(r#"{"type":"publish","topic":"t","payload":1,"sender":"host"}"#)

@@ -33,5 +33,6 @@ pub mod session;
 pub mod spawn;
 pub mod stop_signals;
 pub mod terminal_text;
+pub mod topic_set;
 pub mod trusted_path;
 pub mod watchdog;

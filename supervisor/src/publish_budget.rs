@@ -142,6 +142,64 @@ impl ByteRate {
     }
 }
 
+/// Subscribe and unsubscribe requests one plugin instance may make a second (and in a burst).
+/// Each is answered with the whole subscription set (up to tens of KiB), so they are held to
+/// a control-plane rate of their own, whatever event rate the plugin was granted.
+pub const SUBSCRIPTION_REQUESTS_PER_SEC: f64 = 100.0;
+
+/// A plain token bucket that refuses rather than waits: `try_take` succeeds while tokens last.
+#[derive(Debug)]
+pub struct RequestRate {
+    tokens: f64,
+    last: Instant,
+    rate: f64,
+    burst: f64,
+}
+
+impl RequestRate {
+    /// The bucket for a plugin's subscription requests.
+    pub fn subscriptions(now: Instant) -> Self {
+        Self::new(SUBSCRIPTION_REQUESTS_PER_SEC, SUBSCRIPTION_REQUESTS_PER_SEC, now)
+    }
+
+    pub fn new(rate: f64, burst: f64, now: Instant) -> Self {
+        Self { tokens: burst, last: now, rate, burst }
+    }
+
+    pub fn try_take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
+    }
+
+    pub fn rule() -> String {
+        format!("builtin: at most {SUBSCRIPTION_REQUESTS_PER_SEC} subscribe/unsubscribe requests a second")
+    }
+}
+
+#[cfg(test)]
+mod request_rate_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_burst_then_the_rate_and_refusals_build_no_debt() {
+        let t0 = Instant::now();
+        let mut rate = RequestRate::new(10.0, 5.0, t0);
+        assert_eq!((0..100).filter(|_| rate.try_take(t0)).count(), 5);
+        // A second later: one second's worth, however many were refused before.
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!((0..100).filter(|_| rate.try_take(t1)).count(), 5, "capped at the burst");
+        let t2 = t1 + Duration::from_millis(300);
+        assert_eq!((0..100).filter(|_| rate.try_take(t2)).count(), 3);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@
 //! `--event`s are delivered the supervisor half-closes its side, so the plugin sees EOF.
 
 use crate::grants;
-use crate::grants::Subscriptions;
+use crate::grants::{Grants, Refusal, RefusedPattern, Subscriptions};
 use crate::output::{OutputForwarder, Pumped};
 use crate::publish_budget::PublishBudget;
 use crate::report::{now_ms, EventCounters, Violation};
@@ -77,6 +77,8 @@ pub struct Session<'a> {
     forwarder: OutputForwarder,
     budget: PublishBudget,
     subscriptions: Subscriptions,
+    /// The grants, indexed.
+    grants: Grants,
     outcome: SessionOutcome,
 }
 
@@ -88,7 +90,8 @@ impl<'a> Session<'a> {
         let decoder = FrameDecoder::new(cfg.max_event_bytes);
         let forwarder = OutputForwarder::new(cfg.output_budget, cfg.plugin);
         let channel = Channel { fd: None, decoder, outgoing: Vec::new(), half_closed: false };
-        let subscriptions = Subscriptions::from_grants(cfg.grants);
+        let grants = Grants::new(cfg.grants);
+        let subscriptions = Subscriptions::from_grants(&grants, cfg.max_event_bytes);
         let budget = PublishBudget::new(&cfg.grants.rate, crate::publish_budget::BYTE_BUDGET);
         Self {
             cfg,
@@ -99,6 +102,7 @@ impl<'a> Session<'a> {
             forwarder,
             budget,
             subscriptions,
+            grants,
             outcome: SessionOutcome::default(),
         }
     }
@@ -112,7 +116,7 @@ impl<'a> Session<'a> {
         };
         self.queue(&hello);
         for (topic, payload) in events {
-            if let Err(refusal) = grants::check_delivery(self.cfg.grants, topic) {
+            if let Err(refusal) = grants::check_delivery(&self.grants, topic) {
                 self.outcome.events.not_delivered += 1;
                 let _ = writeln!(
                     stderr,
@@ -336,7 +340,9 @@ impl<'a> Session<'a> {
                 }
                 Ok(Some(PluginMessage::Subscribe { topics })) => self.handle_subscribe(&topics),
                 Ok(Some(PluginMessage::Unsubscribe { topics })) => {
-                    self.subscriptions.unsubscribe(&topics);
+                    if let Err(refusal) = self.subscriptions.unsubscribe(&topics) {
+                        self.refuse_subscription(String::new(), refusal);
+                    }
                     self.queue(&SupervisorMessage::Subscribed { topics: self.subscriptions.to_vec() });
                 }
                 Ok(None) if rest.is_empty() || took == 0 => return true,
@@ -351,7 +357,7 @@ impl<'a> Session<'a> {
 
     fn handle_publish(&mut self, topic: String, payload: serde_json::Value, published: &mut dyn Write) {
         let size = serde_json::to_vec(&payload).map(|v| v.len()).unwrap_or(0);
-        match grants::check_publish(self.cfg.grants, &topic) {
+        match grants::check_publish(&self.grants, &topic) {
             Ok(()) => {
                 // Charged by what the host receives: the whole line, topic and envelope included.
                 let line = serde_json::json!({ "topic": topic, "payload": payload });
@@ -395,15 +401,23 @@ impl<'a> Session<'a> {
     /// In a one-shot run every event was queued before the plugin ran, so a subscription
     /// changes no delivery; it is still checked against the read grant and answered.
     fn handle_subscribe(&mut self, topics: &[String]) {
-        for refused in self.subscriptions.subscribe(self.cfg.grants, topics) {
-            let detail = serde_json::json!({ "topic": refused.pattern, "direction": "subscribe", "reason": refused.refusal.reason });
-            self.record(self.broker_violation("topic_denied", detail, refused.refusal.rule));
-            self.queue(&SupervisorMessage::Denied {
-                topic: refused.pattern,
-                reason: refused.refusal.reason.to_owned(),
-            });
+        match self.subscriptions.subscribe(&self.grants, topics) {
+            Ok(refused) => {
+                for RefusedPattern { pattern, refusal } in refused {
+                    self.refuse_subscription(pattern, refusal);
+                }
+            }
+            Err(refusal) => self.refuse_subscription(String::new(), refusal),
         }
         self.queue(&SupervisorMessage::Subscribed { topics: self.subscriptions.to_vec() });
+    }
+
+    /// One refused topic of a subscribe (an empty `pattern`: the whole request).
+    fn refuse_subscription(&mut self, pattern: String, refusal: Refusal) {
+        let cut: String = pattern.chars().take(256).collect();
+        let detail = serde_json::json!({ "topic": cut, "direction": "subscribe", "reason": refusal.reason });
+        self.record(self.broker_violation("topic_denied", detail, refusal.rule));
+        self.queue(&SupervisorMessage::Denied { topic: pattern, reason: refusal.reason.to_owned() });
     }
 
     fn protocol_violation(&mut self, error: &ProtocolError, stderr: &mut dyn Write) {

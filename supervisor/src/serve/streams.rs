@@ -293,10 +293,9 @@ impl Daemon {
 }
 
 fn event_item(event: &super::broker::SharedEvent) -> StreamItem {
-    let event = &event.record;
     StreamItem::Event(EventItem {
         topic: event.topic.clone(),
-        payload: event.payload.clone(),
+        payload: event.payload(),
         sender: event.sender.to_string(),
         time_ms: event.time_ms,
         payload_dropped: false,

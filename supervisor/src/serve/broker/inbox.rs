@@ -105,6 +105,11 @@ impl InboxSender {
         self.events.offer(frame)
     }
 
+    /// Whether a reply would be queued now (so that one that would not is not even encoded).
+    pub fn has_reply_room(&self) -> bool {
+        self.replies.tx.capacity() > 0 && self.replies.budget.available_permits() > 0
+    }
+
     /// Queue a reply to the plugin's own request, apart from events.
     pub fn reply(&self, frame: &Frame) -> Offer {
         if frame.len().saturating_sub(HEADER_LEN) > self.max_frame_bytes {

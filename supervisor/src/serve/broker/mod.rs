@@ -22,14 +22,14 @@ mod tests;
 pub use inbox::{inbox, Frame, InboxReceiver, InboxSender, Offer, WRITE_BATCH_BYTES};
 pub use routes::PortId;
 
-use crate::grants::{self, RefusedPattern, Subscriptions};
+use crate::grants::{self, Grants, Refusal, RefusedPattern, Subscriptions};
+use crate::topic_set::TopicSet;
 use routes::Routes;
 use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore, TryAcquireError};
-use wf_policy::spec::EventGrants;
-use wf_policy::topic::topic_matches;
 use wf_protocol::control::EventCounters;
 use wf_protocol::ProtocolError;
 
@@ -50,18 +50,33 @@ pub struct EventRecord {
     pub time_ms: u64,
 }
 
-/// An event as the broker holds it: the record, and its plugin-channel frame, encoded once.
+/// An event as the broker holds it: its plugin-channel frame, encoded once, and where the
+/// payload is in it. The parsed payload is not kept: its size in memory depends on its shape
+/// (`[0,0,…]` is 16 times its JSON), so only the frame is held and counted.
 #[derive(Debug)]
 pub struct SharedEvent {
-    pub record: EventRecord,
+    pub topic: String,
+    pub sender: Arc<str>,
+    pub time_ms: u64,
     pub frame: Frame,
+    payload_at: Range<usize>,
 }
 
 impl SharedEvent {
     /// What holding the event costs, as the byte bounds of control subscriptions and the
-    /// backlog count it: the frame, and about as much again for the parsed payload they keep.
+    /// backlog count it.
     pub fn held_bytes(&self) -> usize {
-        2 * self.frame.len()
+        self.frame.len() + self.topic.len() + std::mem::size_of::<Self>()
+    }
+
+    /// The payload's JSON, as encoded in the frame.
+    pub fn payload_json(&self) -> &[u8] {
+        self.frame.get(self.payload_at.clone()).unwrap_or(b"null")
+    }
+
+    /// The payload, parsed again (for control-socket subscribers).
+    pub fn payload(&self) -> serde_json::Value {
+        serde_json::from_slice(self.payload_json()).unwrap_or(serde_json::Value::Null)
     }
 }
 
@@ -73,6 +88,9 @@ pub enum PublishError {
     #[error("encoding the event frame: {0}")]
     Encode(ProtocolError),
 }
+
+/// A subscribe request's answer: the patterns refused one by one, or the whole request refused.
+pub type SubscribeOutcome = Result<Vec<RefusedPattern>, Refusal>;
 
 /// What the broker counted for one plugin instance.
 #[derive(Debug, Default)]
@@ -91,7 +109,7 @@ pub struct PortCounters {
 
 struct Port {
     instance: String,
-    grants: Arc<EventGrants>,
+    grants: Arc<Grants>,
     subscriptions: Subscriptions,
     inbox: InboxSender,
     counters: Arc<PortCounters>,
@@ -104,7 +122,7 @@ pub struct Delivered {
 }
 
 struct Subscriber {
-    patterns: Option<Vec<String>>,
+    patterns: Option<TopicSet>,
     tx: mpsc::Sender<Delivered>,
     budget: Arc<Semaphore>,
     lagged: Arc<AtomicBool>,
@@ -167,14 +185,15 @@ impl Broker {
     pub fn attach_plugin(
         &self,
         instance: &str,
-        grants: Arc<EventGrants>,
+        grants: Arc<Grants>,
+        max_frame_bytes: u32,
         inbox: InboxSender,
     ) -> (PortId, Arc<PortCounters>) {
         let mut guard = self.lock();
         let state = &mut *guard;
         state.next_port += 1;
         let id = state.next_port;
-        let subscriptions = Subscriptions::from_grants(&grants);
+        let subscriptions = Subscriptions::from_grants(&grants, max_frame_bytes);
         for pattern in subscriptions.patterns() {
             state.routes.add(pattern, id);
         }
@@ -197,27 +216,36 @@ impl Broker {
     }
 
     /// Adds `patterns` to the port's subscriptions within its read grant. Returns the refused
-    /// patterns and the whole set afterwards; `None` if the port is gone.
-    pub fn subscribe_plugin(&self, port: PortId, patterns: &[String]) -> Option<(Vec<RefusedPattern>, Vec<String>)> {
-        self.change_subscriptions(port, |p| p.subscriptions.subscribe(&p.grants, patterns))
+    /// patterns (or the refusal of the whole request) and the whole set afterwards; `None` if
+    /// the port is gone.
+    pub fn subscribe_plugin(&self, port: PortId, patterns: &[String]) -> Option<(SubscribeOutcome, Vec<String>)> {
+        self.change_subscriptions(port, patterns, |p| p.subscriptions.subscribe(&p.grants, patterns))
     }
 
     /// Removes `patterns` from the port's subscriptions; the whole set afterwards.
-    pub fn unsubscribe_plugin(&self, port: PortId, patterns: &[String]) -> Option<Vec<String>> {
-        self.change_subscriptions(port, |p| p.subscriptions.unsubscribe(patterns)).map(|((), set)| set)
+    pub fn unsubscribe_plugin(&self, port: PortId, patterns: &[String]) -> Option<(Result<(), Refusal>, Vec<String>)> {
+        self.change_subscriptions(port, patterns, |p| p.subscriptions.unsubscribe(patterns))
     }
 
-    fn change_subscriptions<T>(&self, id: PortId, change: impl FnOnce(&mut Port) -> T) -> Option<(T, Vec<String>)> {
+    /// Applies `change` to the port's set and brings the routes of `patterns` (the only ones it
+    /// can touch) in line: the cost is the request's, not the set's.
+    fn change_subscriptions<T>(
+        &self,
+        id: PortId,
+        patterns: &[String],
+        change: impl FnOnce(&mut Port) -> T,
+    ) -> Option<(T, Vec<String>)> {
         let mut guard = self.lock();
         let state = &mut *guard;
         let port = state.ports.get_mut(&id)?;
-        let before = port.subscriptions.clone();
+        let before: Vec<bool> = patterns.iter().map(|p| port.subscriptions.contains(p)).collect();
         let outcome = change(port);
-        for gone in before.patterns().filter(|p| !port.subscriptions.contains(p)) {
-            state.routes.remove(gone, id);
-        }
-        for added in port.subscriptions.patterns().filter(|p| !before.contains(p)) {
-            state.routes.add(added, id);
+        for (pattern, was) in patterns.iter().zip(before) {
+            match (was, port.subscriptions.contains(pattern)) {
+                (true, false) => state.routes.remove(pattern, id),
+                (false, true) => state.routes.add(pattern, id),
+                _ => {}
+            }
         }
         Some((outcome, port.subscriptions.to_vec()))
     }
@@ -226,16 +254,17 @@ impl Broker {
     /// plugin subscribed to its topic but its publisher, and to every matching control
     /// subscription. Returns how many took it.
     pub fn publish(&self, event: EventRecord, from: Option<PortId>, max_frame_bytes: u32) -> Result<u32, PublishError> {
-        let frame = wf_protocol::encode_event(&event.topic, &event.payload, &event.sender, max_frame_bytes).map_err(
-            |e| match e {
-                ProtocolError::Oversized { len, max } => {
-                    let payload_bytes = serde_json::to_vec(&event.payload).map_or(0, |b| b.len() as u64);
-                    PublishError::Oversized { len, max, payload_bytes }
-                }
-                other => PublishError::Encode(other),
-            },
-        )?;
-        let event = Arc::new(SharedEvent { record: event, frame: Arc::new(frame) });
+        let encoded =
+            wf_protocol::encode_event_locating_payload(&event.topic, &event.payload, &event.sender, max_frame_bytes);
+        let (frame, payload_at) = encoded.map_err(|e| match e {
+            ProtocolError::Oversized { len, max } => {
+                let payload_bytes = serde_json::to_vec(&event.payload).map_or(0, |b| b.len() as u64);
+                PublishError::Oversized { len, max, payload_bytes }
+            }
+            other => PublishError::Encode(other),
+        })?;
+        let EventRecord { topic, sender, time_ms, .. } = event;
+        let event = Arc::new(SharedEvent { topic, sender, time_ms, frame: Arc::new(frame), payload_at });
         let mut guard = self.lock();
         let state = &mut *guard;
         let mut delivered = offer_to_plugins(state, &event, from);
@@ -254,8 +283,9 @@ impl Broker {
     /// Opens a subscription to `patterns` (topics or `prefix.*`; every topic when `None`) with
     /// up to `backlog` recent matching events; without `follow` only the backlog is returned.
     pub fn subscribe(&self, patterns: Option<Vec<String>>, backlog: usize, follow: bool) -> Subscription {
+        let patterns = patterns.map(|p| TopicSet::from_patterns(p.iter().map(String::as_str)));
         let mut state = self.lock();
-        let wanted = |event: &&Arc<SharedEvent>| pattern_wants(patterns.as_deref(), &event.record.topic);
+        let wanted = |event: &&Arc<SharedEvent>| pattern_wants(patterns.as_ref(), &event.topic);
         let mut recent: Vec<Arc<SharedEvent>> =
             state.backlog.events.iter().rev().filter(wanted).take(backlog).cloned().collect();
         recent.reverse();
@@ -312,7 +342,7 @@ fn remove_port(state: &mut State, id: PortId) {
 }
 
 fn offer_to_plugins(state: &mut State, event: &Arc<SharedEvent>, from: Option<PortId>) -> u32 {
-    let topic = event.record.topic.as_str();
+    let topic = event.topic.as_str();
     state.routes.recipients(topic, &mut state.recipients);
     let mut delivered = 0;
     for id in &state.recipients {
@@ -343,7 +373,7 @@ enum SubscriberOffer {
 }
 
 fn offer_to_subscriber(sub: &Subscriber, event: &Arc<SharedEvent>) -> SubscriberOffer {
-    if !pattern_wants(sub.patterns.as_deref(), &event.record.topic) {
+    if !pattern_wants(sub.patterns.as_ref(), &event.topic) {
         return SubscriberOffer::Skipped;
     }
     let permits = event.held_bytes().clamp(1, SUBSCRIPTION_BYTES) as u32;
@@ -365,6 +395,6 @@ fn offer_to_subscriber(sub: &Subscriber, event: &Arc<SharedEvent>) -> Subscriber
     }
 }
 
-fn pattern_wants(patterns: Option<&[String]>, topic: &str) -> bool {
-    patterns.is_none_or(|patterns| patterns.iter().any(|pattern| topic_matches(pattern, topic)))
+fn pattern_wants(patterns: Option<&TopicSet>, topic: &str) -> bool {
+    patterns.is_none_or(|patterns| patterns.matches(topic))
 }

@@ -18,9 +18,9 @@ use super::super::broker::{
 use super::super::daemon::Daemon;
 use super::super::violations::{bounded_text, Admission, ViolationBudget};
 use crate::daemon::LogStream;
-use crate::grants::{self, RefusedPattern};
+use crate::grants::{self, Grants, Refusal, RefusedPattern};
 use crate::launch_service::wire::{FD_CHANNEL, FD_STDERR, FD_STDOUT, LAUNCHED_FD_COUNT};
-use crate::publish_budget::{ByteRate, PublishBudget};
+use crate::publish_budget::{ByteRate, PublishBudget, RequestRate};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -55,6 +55,7 @@ pub fn connect(daemon: &Arc<Daemon>, name: &str, instance: &str, spec: &SandboxS
         instance: instance.to_owned(),
         sender: Arc::from(format!("plugin:{name}")),
         grants: Arc::new(spec.events.clone()),
+        index: Arc::new(Grants::new(&spec.events)),
         max_event_bytes: spec.events.max_event_bytes.value,
     };
     serve_channel(daemon, ctx, channel);
@@ -94,6 +95,8 @@ struct ChannelContext {
     /// `plugin:<name>`, the sender of everything this channel publishes.
     sender: Arc<str>,
     grants: Arc<EventGrants>,
+    /// The same grants, indexed for the checks on every frame.
+    index: Arc<Grants>,
     max_event_bytes: u32,
 }
 
@@ -105,6 +108,7 @@ struct Publisher<'a> {
     counters: Arc<PortCounters>,
     replies: InboxSender,
     budget: PublishBudget,
+    requests: RequestRate,
     reporter: ViolationReporter,
 }
 
@@ -126,7 +130,8 @@ fn serve_channel(daemon: &Arc<Daemon>, ctx: ChannelContext, fd: OwnedFd) {
         instance: ctx.instance.clone(),
     };
     let hello = wf_protocol::encode_with_limit(&hello, ctx.max_event_bytes).unwrap_or_default();
-    let (port, counters) = daemon.broker.attach_plugin(&ctx.instance, Arc::clone(&ctx.grants), tx.clone());
+    let (port, counters) =
+        daemon.broker.attach_plugin(&ctx.instance, Arc::clone(&ctx.index), ctx.max_event_bytes, tx.clone());
     tokio::spawn(write_to_plugin(writer, rx, hello));
     tokio::spawn(read_channel(Arc::clone(daemon), ctx, reader, port, counters, tx));
 }
@@ -146,6 +151,7 @@ async fn read_channel(
         counters,
         replies,
         budget: PublishBudget::rate_only(&ctx.grants.rate),
+        requests: RequestRate::subscriptions(Instant::now()),
         reporter: ViolationReporter::new(&ctx),
     };
     publisher.read_from(&mut reader).await;
@@ -231,27 +237,59 @@ impl Publisher<'_> {
                 self.publish(topic, payload);
             }
             PluginMessage::Subscribe { topics } => {
-                let Some((refused, set)) = self.daemon.broker.subscribe_plugin(self.port, &topics) else { return };
-                for RefusedPattern { pattern, refusal } in refused {
-                    self.counters.refused.fetch_add(1, Ordering::Relaxed);
-                    let detail = serde_json::json!({
-                        "topic": bounded_text(&pattern), "direction": "subscribe", "reason": refusal.reason,
-                    });
-                    self.reporter.report(self.daemon, "topic_denied", detail, refusal.rule);
-                    self.reply(&SupervisorMessage::Denied { topic: pattern, reason: refusal.reason.to_owned() });
+                if !self.admit_request("subscribe") {
+                    return;
+                }
+                let Some((outcome, set)) = self.daemon.broker.subscribe_plugin(self.port, &topics) else { return };
+                match outcome {
+                    Ok(refused) => {
+                        for RefusedPattern { pattern, refusal } in refused {
+                            self.refuse_subscription(pattern, refusal);
+                        }
+                    }
+                    Err(refusal) => self.refuse_subscription(String::new(), refusal),
                 }
                 self.reply(&SupervisorMessage::Subscribed { topics: set });
             }
             PluginMessage::Unsubscribe { topics } => {
-                if let Some(set) = self.daemon.broker.unsubscribe_plugin(self.port, &topics) {
-                    self.reply(&SupervisorMessage::Subscribed { topics: set });
+                if !self.admit_request("unsubscribe") {
+                    return;
                 }
+                let Some((outcome, set)) = self.daemon.broker.unsubscribe_plugin(self.port, &topics) else { return };
+                if let Err(refusal) = outcome {
+                    self.refuse_subscription(String::new(), refusal);
+                }
+                self.reply(&SupervisorMessage::Subscribed { topics: set });
             }
         }
     }
 
+    /// Subscribe and unsubscribe requests have a rate of their own
+    /// ([`crate::publish_budget::SUBSCRIPTION_REQUESTS_PER_SEC`]): each is answered with the
+    /// whole set, so churning subscriptions must not cost the daemon what its answers would.
+    fn admit_request(&mut self, what: &str) -> bool {
+        if self.requests.try_take(Instant::now()) {
+            return true;
+        }
+        self.counters.refused.fetch_add(1, Ordering::Relaxed);
+        let detail = serde_json::json!({ "topic": "", "direction": what, "reason": "rate limited" });
+        self.reporter.report(self.daemon, "rate_limited", detail, RequestRate::rule());
+        self.reply(&SupervisorMessage::Denied { topic: String::new(), reason: "rate limited".to_owned() });
+        false
+    }
+
+    /// One refused topic of a subscribe (an empty `pattern`: the whole request).
+    fn refuse_subscription(&mut self, pattern: String, refusal: Refusal) {
+        self.counters.refused.fetch_add(1, Ordering::Relaxed);
+        let detail = serde_json::json!({
+            "topic": bounded_text(&pattern), "direction": "subscribe", "reason": refusal.reason,
+        });
+        self.reporter.report(self.daemon, "topic_denied", detail, refusal.rule);
+        self.reply(&SupervisorMessage::Denied { topic: pattern, reason: refusal.reason.to_owned() });
+    }
+
     fn publish(&mut self, topic: String, payload: serde_json::Value) {
-        let refusal = match grants::check_publish(&self.ctx.grants, &topic) {
+        let refusal = match grants::check_publish(&self.ctx.index, &topic) {
             Err(refusal) => Some(("topic_denied", refusal.reason.to_owned(), refusal.rule)),
             Ok(()) => {
                 self.budget.admit(0, Instant::now()).err().map(|r| (r.kind(), r.kind().replace('_', " "), r.rule()))
@@ -304,6 +342,9 @@ impl Publisher<'_> {
     /// A reply to the plugin, in its own lane of the inbox; dropped only when
     /// `REPLY_FRAMES` replies are already waiting (the plugin is not reading).
     fn reply(&self, message: &SupervisorMessage) {
+        if !self.replies.has_reply_room() {
+            return; // not worth encoding: it would be dropped
+        }
         if let Ok(frame) = wf_protocol::encode_with_limit(message, self.ctx.max_event_bytes) {
             let _ = self.replies.reply(&Arc::new(frame));
         }
