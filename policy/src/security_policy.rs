@@ -17,6 +17,7 @@ pub struct SecurityPolicy {
     pub data_protection: DataProtection,
     pub audit: AuditPolicy,
     pub compliance: Compliance,
+    pub violations: ViolationsPolicy,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics: Option<Metrics>,
 }
@@ -31,6 +32,7 @@ impl Default for SecurityPolicy {
             data_protection: DataProtection::default(),
             audit: AuditPolicy::default(),
             compliance: Compliance::default(),
+            violations: ViolationsPolicy::default(),
             metrics: None,
         }
     }
@@ -398,6 +400,101 @@ impl Default for Compliance {
     }
 }
 
+/// `violations`: what the daemon does about a plugin's violations beyond the layer's own action.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ViolationsPolicy {
+    /// Checked in order; the first rule whose `kind` and `layer` match a violation decides.
+    /// No matching rule: the layer's own action (`deny`, `ignore`, `kill`), i.e. log only.
+    pub responses: Vec<ResponseRule>,
+}
+
+/// Every violation kind the daemon records (`"*"` in a rule matches any).
+pub const VIOLATION_KINDS: [&str; 12] = [
+    "topic_denied",
+    "rate_limited",
+    "publish_budget_exhausted",
+    "oversized_event",
+    "oversized_frame",
+    "malformed_frame",
+    "forged_sender",
+    "wall_clock_limit",
+    "oom_kill",
+    "setup_failed",
+    "refused",
+    "syscall_denied",
+];
+
+/// Every layer a violation is recorded under.
+pub const VIOLATION_LAYERS: [&str; 10] = [
+    "broker",
+    "resources",
+    "setup",
+    "namespaces",
+    "landlock",
+    "seccomp",
+    "capabilities",
+    "cgroups",
+    "rlimits",
+    "filesystem",
+];
+
+/// One rule of `violations.responses`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseRule {
+    /// A violation kind ([`VIOLATION_KINDS`]) or `"*"` for every kind.
+    pub kind: String,
+    /// Only violations of this layer ([`VIOLATION_LAYERS`]); absent = any layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<String>,
+    pub action: ResponseAction,
+    /// Fire only once the plugin has had `count` matching violations within `seconds`;
+    /// absent = on every matching violation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<ResponseThreshold>,
+}
+
+impl ResponseRule {
+    pub fn matches(&self, kind: &str, layer: &str) -> bool {
+        (self.kind == "*" || self.kind == kind) && self.layer.as_deref().is_none_or(|l| l == layer)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseAction {
+    /// Record only (the layer's own action stays on the record); stops later rules matching.
+    Log,
+    /// Kill the plugin's instance (its whole cgroup); its restart policy then applies.
+    Kill,
+    /// Kill it and keep it `quarantined` (never restarted) until an admin releases it.
+    Quarantine,
+}
+
+impl ResponseAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Log => "log",
+            Self::Kill => "kill",
+            Self::Quarantine => "quarantine",
+        }
+    }
+}
+
+/// Bounds of a [`ResponseThreshold`].
+pub const MAX_THRESHOLD_COUNT: u32 = 100_000;
+pub const MAX_THRESHOLD_SECONDS: u32 = 86_400;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseThreshold {
+    /// 1 to [`MAX_THRESHOLD_COUNT`].
+    pub count: u32,
+    /// 1 to [`MAX_THRESHOLD_SECONDS`].
+    pub seconds: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Metrics {
@@ -416,3 +513,7 @@ impl SecurityPolicy {
             .map(|(name, interp)| (name.as_str(), interp))
     }
 }
+
+#[cfg(test)]
+#[path = "security_policy_violations_tests.rs"]
+mod violations_tests;

@@ -236,7 +236,7 @@ fn error_code_strings_are_stable_and_unique() {
 #[test]
 fn verb_names_and_rights_are_fixed() {
     let read = ["list", "status", "logs", "stats", "list_violations", "subscribe_events", "validate", "cancel"];
-    let control = ["load", "start", "stop", "restart", "publish", "reload_policy", "shutdown"];
+    let control = ["load", "start", "stop", "restart", "release", "publish", "reload_policy", "shutdown"];
     let mut seen = HashSet::new();
     for verb in Verb::ALL {
         assert_eq!(value_of(&verb), json!(verb.as_str()));

@@ -44,7 +44,7 @@ r(c.list_violations()); r(c.list_violations(n, limit=5))
 watch = c.follow_violations(limit=1)
 out["violations"] = {"result": watch.result, "items": list(watch), "end": watch.end_reason}
 r(c.reload_policy())
-r(c.reload_policy("/etc/wfsandbox/policy.json")); r(c.shutdown()); r(c.call("cancel", {"id": 7}))
+r(c.reload_policy("/etc/wfsandbox/policy.json")); r(c.shutdown()); r(c.call("cancel", {"id": 7})); r(c.release(n))
 out["errors"] = []
 for i in range(16):
     try:

@@ -237,6 +237,7 @@ class VerbTests(unittest.TestCase):
             (lambda c: c.stop("energy_monitor"), "stop", {"name": "energy_monitor"}),
             (lambda c: c.stop("energy_monitor", grace_ms=2500), "stop", {"name": "energy_monitor", "grace_ms": 2500}),
             (lambda c: c.restart("energy_monitor"), "restart", {"name": "energy_monitor"}),
+            (lambda c: c.release("energy_monitor"), "release", {"name": "energy_monitor"}),
             (lambda c: c.list(), "list", {}),
             (lambda c: c.status("energy_monitor"), "status", {"name": "energy_monitor"}),
             (lambda c: c.logs("energy_monitor", tail_bytes=100), "logs",
@@ -264,6 +265,18 @@ class VerbTests(unittest.TestCase):
         self.assertEqual(ids, list(range(1, len(cases) + 1)))
         client.close()
         daemon.join()
+
+    def test_release_of_a_plugin_that_is_not_quarantined_is_a_conflict(self):
+        conflict = {"name": "x", "state": "running"}
+        daemon = FakeDaemon(answering({"release": lambda r: [error(r, "conflict", "cannot release", conflict)]}))
+        client = daemon.client()
+        with self.assertRaises(wc.WfsandboxError) as caught:
+            client.release("x")
+        self.assertEqual((caught.exception.code, caught.exception.details, caught.exception.exit_code),
+                         ("conflict", conflict, 7))
+        client.close()
+        daemon.join()
+        self.assertEqual(daemon.requests[-1]["args"], {"name": "x"})
 
     def test_relative_paths_are_made_absolute(self):
         daemon = FakeDaemon(lambda request: [ok(request, {})])

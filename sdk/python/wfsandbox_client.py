@@ -572,6 +572,11 @@ class Client:
     def restart(self, name: str) -> dict:
         return self.call("restart", {"name": name})
 
+    def release(self, name: str) -> dict:
+        """Lift the quarantine a violation response put ``name`` in; it becomes ``stopped``
+        (not started). ``conflict`` unless it is quarantined."""
+        return self.call("release", {"name": name})
+
     def list(self) -> dict:
         return self.call("list")
 

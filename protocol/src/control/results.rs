@@ -28,7 +28,8 @@ pub enum PluginState {
     Exited,
     /// Ended abnormally; `next_restart_ms` in its status says whether a restart is pending.
     Crashed,
-    /// Stopped for good by the restart cap or a violation response; only `start` revives it.
+    /// Stopped by a violation response; not restarted, and `start` is refused (`conflict`)
+    /// until `release`.
     Quarantined,
 }
 
@@ -53,7 +54,7 @@ impl fmt::Display for PluginState {
     }
 }
 
-/// One plugin in `list`, and the answer to `start`, `stop` and `restart`.
+/// One plugin in `list`, and the answer to `start`, `stop`, `restart` and `release`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginSummary {
@@ -344,6 +345,7 @@ pub enum Reply {
     Start(PluginSummary),
     Stop(PluginSummary),
     Restart(PluginSummary),
+    Release(PluginSummary),
     List(ListResult),
     Status(PluginStatus),
     Logs(LogsResult),
@@ -364,6 +366,7 @@ impl Reply {
             Reply::Start(_) => Verb::Start,
             Reply::Stop(_) => Verb::Stop,
             Reply::Restart(_) => Verb::Restart,
+            Reply::Release(_) => Verb::Release,
             Reply::List(_) => Verb::List,
             Reply::Status(_) => Verb::Status,
             Reply::Logs(_) => Verb::Logs,
@@ -385,6 +388,7 @@ impl Reply {
             Verb::Start => Reply::Start(from(result)?),
             Verb::Stop => Reply::Stop(from(result)?),
             Verb::Restart => Reply::Restart(from(result)?),
+            Verb::Release => Reply::Release(from(result)?),
             Verb::List => Reply::List(from(result)?),
             Verb::Status => Reply::Status(from(result)?),
             Verb::Logs => Reply::Logs(from(result)?),

@@ -44,6 +44,8 @@ pub enum Verb {
     Start,
     Stop,
     Restart,
+    /// Lift a quarantine: the plugin becomes `stopped` and may be started again.
+    Release,
     List,
     Status,
     Logs,
@@ -57,7 +59,7 @@ pub enum Verb {
 }
 
 impl Verb {
-    pub const ALL: [Verb; 15] = [
+    pub const ALL: [Verb; 16] = [
         Verb::Load,
         Verb::Validate,
         Verb::Start,
@@ -73,6 +75,7 @@ impl Verb {
         Verb::ReloadPolicy,
         Verb::Shutdown,
         Verb::Cancel,
+        Verb::Release,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -82,6 +85,7 @@ impl Verb {
             Verb::Start => "start",
             Verb::Stop => "stop",
             Verb::Restart => "restart",
+            Verb::Release => "release",
             Verb::List => "list",
             Verb::Status => "status",
             Verb::Logs => "logs",
@@ -116,6 +120,7 @@ impl Verb {
             | Verb::Start
             | Verb::Stop
             | Verb::Restart
+            | Verb::Release
             | Verb::Publish
             | Verb::ReloadPolicy
             | Verb::Shutdown => Rights::Control,
@@ -175,7 +180,7 @@ pub struct StopArgs {
     pub grace_ms: Option<u64>,
 }
 
-/// Arguments of `restart` and `status`.
+/// Arguments of `restart`, `release` and `status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NameArgs {
@@ -280,6 +285,7 @@ pub enum Call {
     Start(StartArgs),
     Stop(StopArgs),
     Restart(NameArgs),
+    Release(NameArgs),
     List(ListArgs),
     Status(NameArgs),
     Logs(LogsArgs),
@@ -300,6 +306,7 @@ impl Call {
             Call::Start(_) => Verb::Start,
             Call::Stop(_) => Verb::Stop,
             Call::Restart(_) => Verb::Restart,
+            Call::Release(_) => Verb::Release,
             Call::List(_) => Verb::List,
             Call::Status(_) => Verb::Status,
             Call::Logs(_) => Verb::Logs,
@@ -338,6 +345,7 @@ impl Call {
             Verb::Start => Call::Start(args_of(verb, args)?),
             Verb::Stop => Call::Stop(args_of(verb, args)?),
             Verb::Restart => Call::Restart(args_of(verb, args)?),
+            Verb::Release => Call::Release(args_of(verb, args)?),
             Verb::List => Call::List(args_of(verb, args)?),
             Verb::Status => Call::Status(args_of(verb, args)?),
             Verb::Logs => Call::Logs(args_of(verb, args)?),
@@ -363,7 +371,9 @@ impl Call {
                 check_name("name", name)?;
                 check_at_most("grace_ms", grace_ms.unwrap_or(0), MAX_GRACE_MS)
             }
-            Call::Restart(NameArgs { name }) | Call::Status(NameArgs { name }) => check_name("name", name),
+            Call::Restart(NameArgs { name }) | Call::Release(NameArgs { name }) | Call::Status(NameArgs { name }) => {
+                check_name("name", name)
+            }
             Call::Logs(LogsArgs { name, tail_bytes, .. }) => {
                 check_name("name", name)?;
                 check_at_most("tail_bytes", u64::from(tail_bytes.unwrap_or(0)), u64::from(MAX_LOG_TAIL_BYTES))

@@ -70,6 +70,7 @@ pub fn sample_calls() -> Vec<Call> {
         Call::ReloadPolicy(ReloadPolicyArgs { path: Some("/etc/wfsandbox/policy.json".into()) }),
         Call::Shutdown(ShutdownArgs {}),
         Call::Cancel(CancelArgs { id: 7 }),
+        Call::Release(NameArgs { name: "energy_monitor".into() }),
     ]
 }
 
@@ -167,6 +168,7 @@ pub fn sample_replies() -> Vec<Reply> {
         Reply::ReloadPolicy(ReloadPolicyResult { path: "/etc/wfsandbox/policy.json".into(), warnings: vec![] }),
         Reply::Shutdown(ShutdownResult { stopping: 2 }),
         Reply::Cancel(CancelResult { cancelled: true }),
+        Reply::Release(summary(PluginState::Stopped)),
     ]
 }
 

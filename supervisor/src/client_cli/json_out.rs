@@ -15,7 +15,9 @@ use wf_protocol::control::{
 /// The document a non-streaming command prints for `reply`.
 pub fn reply_document(reply: &Reply) -> Value {
     match reply {
-        Reply::Start(summary) | Reply::Stop(summary) | Reply::Restart(summary) => plugin_summary(summary),
+        Reply::Start(summary) | Reply::Stop(summary) | Reply::Restart(summary) | Reply::Release(summary) => {
+            plugin_summary(summary)
+        }
         Reply::List(list) => json!({ "plugins": list.plugins.iter().map(plugin_summary).collect::<Vec<_>>() }),
         Reply::Status(status) => plugin_status(status),
         Reply::Load(load) => json!({ "plugin": plugin_summary(&load.plugin), "warnings": problems(&load.warnings) }),

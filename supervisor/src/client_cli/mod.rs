@@ -169,6 +169,8 @@ pub enum ClientCommand {
     Stop(StopCommand),
     /// Stop a plugin (default grace) and start it again.
     Restart(NameCommand),
+    /// Lift the quarantine of a plugin a violation response stopped; it may then be started.
+    Release(NameCommand),
     /// A plugin's captured stdout and stderr.
     Logs(LogsCommand),
     /// Publish an event on TOPIC, through the broker's grants.
@@ -242,7 +244,7 @@ impl ClientCommand {
     fn options(&self) -> &ClientOptions {
         match self {
             ClientCommand::Ps(c) | ClientCommand::Shutdown(c) => &c.options,
-            ClientCommand::Status(c) | ClientCommand::Restart(c) => &c.options,
+            ClientCommand::Status(c) | ClientCommand::Restart(c) | ClientCommand::Release(c) => &c.options,
             ClientCommand::Stats(c) => &c.options,
             ClientCommand::Load(c) => &c.options,
             ClientCommand::Start(c) => &c.options,
@@ -271,6 +273,7 @@ impl ClientCommand {
             }
             ClientCommand::Stop(c) => with("stop", Some(c.name.clone())),
             ClientCommand::Restart(c) => with("restart", Some(c.name.clone())),
+            ClientCommand::Release(c) => with("release", Some(c.name.clone())),
             ClientCommand::Logs(c) => with("logs", Some(c.name.clone())),
             ClientCommand::Publish(c) => with("publish", Some(c.topic.clone())),
             ClientCommand::Events(_) => "events".to_owned(),
@@ -299,6 +302,7 @@ impl ClientCommand {
             ClientCommand::Start(c) => Call::Start(start_args(c)?),
             ClientCommand::Stop(c) => Call::Stop(StopArgs { name: c.name.clone(), grace_ms: c.grace }),
             ClientCommand::Restart(c) => Call::Restart(NameArgs { name: c.name.clone() }),
+            ClientCommand::Release(c) => Call::Release(NameArgs { name: c.name.clone() }),
             ClientCommand::Logs(c) => {
                 Call::Logs(LogsArgs { name: c.name.clone(), follow: c.follow, tail_bytes: c.tail })
             }

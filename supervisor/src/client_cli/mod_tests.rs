@@ -55,6 +55,7 @@ fn every_command_maps_onto_its_verb() {
         Call::Stop(StopArgs { name: "a".into(), grace_ms: Some(1500) })
     );
     assert_eq!(call_of(&["restart", "a"]), Call::Restart(NameArgs { name: "a".into() }));
+    assert_eq!(call_of(&["release", "a"]), Call::Release(NameArgs { name: "a".into() }));
     assert_eq!(
         call_of(&["logs", "a", "--follow", "--tail", "0"]),
         Call::Logs(LogsArgs { name: "a".into(), follow: true, tail_bytes: Some(0) })

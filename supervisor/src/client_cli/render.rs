@@ -19,7 +19,7 @@ const COLUMN_GAP: usize = 2;
 pub fn reply_text(reply: &Reply) -> String {
     match reply {
         Reply::List(list) => summary_table(&list.plugins),
-        Reply::Start(summary) | Reply::Stop(summary) | Reply::Restart(summary) => {
+        Reply::Start(summary) | Reply::Stop(summary) | Reply::Restart(summary) | Reply::Release(summary) => {
             summary_table(std::slice::from_ref(summary))
         }
         Reply::Status(status) => status_block(status),

@@ -99,6 +99,8 @@ impl Daemon {
     /// Record a violation: kept for `list_violations`, written to the audit log and the log.
     /// Plugin-influenced text reaches the daemon's log escaped (no terminal or bidi controls).
     pub fn violation(&self, violation: Violation) {
+        // Recorded first: the response policy sets the action that the log and the audit show.
+        let violation = self.violations.record(violation);
         tracing::warn!(
             plugin = %escape(&violation.plugin),
             instance = %escape(&violation.instance),
@@ -110,7 +112,6 @@ impl Daemon {
             "violation"
         );
         self.audit.record("violation", serde_json::to_value(&violation).unwrap_or_default());
-        self.violations.record(violation);
     }
 }
 

@@ -19,6 +19,7 @@ pub async fn call(daemon: &Arc<Daemon>, peer: PeerCred, call: Call) -> Result<Re
         Call::Start(StartArgs::Manifest(source)) => daemon.start_manifest_as(peer.uid, &source).await.map(Reply::Start),
         Call::Stop(args) => daemon.stop(&args.name, args.grace_ms.map(Duration::from_millis)).await.map(Reply::Stop),
         Call::Restart(args) => daemon.restart(&args.name).await.map(Reply::Restart),
+        Call::Release(args) => daemon.release(&args.name).await.map(Reply::Release),
         Call::List(_) => Ok(Reply::List(daemon.list())),
         Call::Status(args) => daemon.status(&args.name).map(Reply::Status),
         Call::Logs(args) => {

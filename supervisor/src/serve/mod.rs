@@ -30,6 +30,7 @@ mod outbox;
 mod pid_file;
 mod plugins;
 mod policy_reload;
+mod responses;
 mod session_links;
 mod streams;
 mod violations;

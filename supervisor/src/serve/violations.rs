@@ -5,10 +5,15 @@
 //! broadcast of [`LIVE_CAPACITY`] records: recording never waits for a follower, and a follower
 //! that falls that far behind is told it lagged instead of being buffered for.
 //!
+//! Each record is first offered to the [`Responder`] (policy `violations.responses`): when a
+//! rule fires, the record carries the action taken (`kill`, `quarantine`) instead of the layer's
+//! own, and the response is carried out by a task ([`super::responses`]).
+//!
 //! Also the bounds on what a plugin can make the daemon write about it: every string the
 //! plugin chose is cut to [`MAX_RECORDED_TEXT`] bytes ([`bounded_text`]), and a plugin
 //! instance's violations are admitted by a [`ViolationBudget`] of records *and* bytes a second.
 
+use super::responses::Responder;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -107,6 +112,8 @@ pub struct ViolationLog {
     /// Every record as it is made, for live followers. Sent under the ring's lock, so that a
     /// follower's snapshot and its subscription meet without a gap or an overlap.
     live: broadcast::Sender<Arc<Violation>>,
+    /// Decides the response policy's action for each record (escalates nothing until installed).
+    pub responder: Responder,
 }
 
 /// The recorded violations a follower starts from, and the records made after them.
@@ -118,10 +125,17 @@ pub struct Following {
 impl ViolationLog {
     pub fn new(capacity: usize) -> Self {
         let (live, _) = broadcast::channel(LIVE_CAPACITY);
-        Self { capacity: capacity.max(1), ring: Mutex::new(VecDeque::new()), live }
+        Self { capacity: capacity.max(1), ring: Mutex::new(VecDeque::new()), live, responder: Responder::default() }
     }
 
-    pub fn record(&self, violation: Violation) {
+    /// Keep `violation`, with the action the response policy took on it, if any (decided
+    /// here without waiting; carried out by the response task).
+    /// Records `violation` with the action the response policy decided, and returns it as
+    /// recorded (for the audit log).
+    pub fn record(&self, mut violation: Violation) -> Violation {
+        if let Some(action) = self.responder.decide(&violation) {
+            violation.action = action.as_str().to_owned();
+        }
         let mut ring = self.lock();
         if ring.len() == self.capacity {
             ring.pop_front();
@@ -130,7 +144,8 @@ impl ViolationLog {
             // Fails only when nobody follows; a slow follower is overwritten, never waited for.
             let _ = self.live.send(Arc::new(violation.clone()));
         }
-        ring.push_back(violation);
+        ring.push_back(violation.clone());
+        violation
     }
 
     /// Newest first, at most `limit`, of one plugin or of all; `true` when more matched.

@@ -28,7 +28,7 @@ use wf_protocol::control::{ControlError, ExitCause, ExitSummary, PluginSummary, 
 const KILL_WAIT: Duration = Duration::from_secs(10);
 
 impl Daemon {
-    fn op_lock(&self, name: &str) -> Result<Arc<tokio::sync::Mutex<()>>, ControlError> {
+    pub(super) fn op_lock(&self, name: &str) -> Result<Arc<tokio::sync::Mutex<()>>, ControlError> {
         Ok(Arc::clone(&self.table().record(name)?.op_lock))
     }
 
@@ -95,6 +95,12 @@ impl Daemon {
 
     async fn start_locked(self: &Arc<Self>, name: &str) -> Result<PluginSummary, ControlError> {
         self.refuse_if_shutting_down()?;
+        if self.violations.responder.is_quarantined(name) {
+            // A `start MANIFEST` may have replaced the quarantined entry: it stays quarantined.
+            let _ = self.table().registry.quarantine(name);
+            let state = wf_protocol::control::PluginState::Quarantined;
+            return Err(ControlError::conflict(name, state, "cannot start a plugin that is quarantined"));
+        }
         let input = self.table().record(name)?.manifest.clone();
         let policy = self.policy();
         let checked = check_manifest(input, &policy.policy)?;
@@ -117,6 +123,8 @@ impl Daemon {
         input: &ManifestInput,
         policy: &ActivePolicy,
     ) -> Result<PluginSummary, ControlError> {
+        // Responses to this run's violations need the response task.
+        self.violations.responder.install(self);
         let expected_hash = self.table().record(name)?.pending_spec.as_deref().map(crate::launch_service::spec_hash);
         let request = |request_id| Request::Launch {
             request_id,
@@ -192,7 +200,11 @@ impl Daemon {
         }
     }
 
-    async fn stop_locked(self: &Arc<Self>, name: &str, grace: Option<Duration>) -> Result<PluginSummary, ControlError> {
+    pub(super) async fn stop_locked(
+        self: &Arc<Self>,
+        name: &str,
+        grace: Option<Duration>,
+    ) -> Result<PluginSummary, ControlError> {
         let grace = grace.unwrap_or_else(|| Duration::from_secs(self.policy().policy.sandbox.stop_grace_seconds));
         let (instance, pid, mut phase) = {
             let mut table = self.table();
@@ -501,7 +513,7 @@ fn catches_sigterm(pid: u32) -> bool {
         .is_some_and(|mask| mask & (1 << (libc::SIGTERM - 1)) != 0)
 }
 
-fn kill(request_id: u64, instance: &str) -> Request {
+pub(super) fn kill(request_id: u64, instance: &str) -> Request {
     Request::Kill { request_id, instance: instance.to_owned() }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod instance_io;
 pub mod lifecycle;
+mod quarantine;
 pub mod stats;
 mod wire_view;
 
