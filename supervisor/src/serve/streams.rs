@@ -117,10 +117,14 @@ pub async fn events(
     let reply = Reply::SubscribeEvents(SubscribeResult { topics: args.topics });
     let _ = outbox.send(encode_reply(id, Ok(&reply))).await;
     let mut ended = None;
-    for event in &subscription.backlog {
+    for (n, event) in subscription.backlog.iter().enumerate() {
         if !offer(&outbox, id, &event_item(event)) {
             ended = Some(StreamEndReason::Lagged);
             break;
+        }
+        // A backlog is up to 4 MiB to encode: other tasks (plugins' channels) get turns.
+        if n % 16 == 15 {
+            tokio::task::yield_now().await;
         }
     }
     let mut rx = subscription.rx;
