@@ -353,3 +353,19 @@ pub fn publish_pipelined(
     }
     answers.join().expect("the answers")
 }
+
+/// The lines of a spawned CLI's piped stdout, read on a thread as they come (so a test can wait
+/// for one with a timeout while the command keeps running).
+pub fn stdout_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().expect("the child's stdout is piped");
+    let (send, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}

@@ -4,13 +4,13 @@
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use wf_integration_tests::daemon::{eventually, Daemon};
+use wf_integration_tests::daemon::{eventually, stdout_lines, Daemon};
 use wf_integration_tests::{require_root, wfsandbox, PluginDir};
 use wf_protocol::control::{Call, PluginState, Reply};
 
@@ -268,15 +268,7 @@ struct Lines {
 
 fn spawn_lines(mut command: Command) -> Lines {
     let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn the CLI");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (send, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if send.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let lines = stdout_lines(&mut child);
     Lines { child, lines }
 }
 

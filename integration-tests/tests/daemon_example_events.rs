@@ -8,12 +8,12 @@
 //! plugin directory; the monitor runs from `examples/plugins/energy-monitor` as it is.
 
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use wf_integration_tests::daemon::Daemon;
+use wf_integration_tests::daemon::{stdout_lines, Daemon};
 use wf_integration_tests::{binary, require_root, wfsandbox, workspace_root, PluginDir};
 
 const SENSOR: &str = "plugin:energy_sensor";
@@ -71,15 +71,7 @@ impl Follower {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn wfsandbox events --follow");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (send, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if send.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = stdout_lines(&mut child);
         Self { child, lines }
     }
 }

@@ -4,12 +4,12 @@
 //! 20 records and 16 KiB of detail a second).
 
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
+
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
-use wf_integration_tests::daemon::{eventually, rss_kib, Daemon};
+use wf_integration_tests::daemon::{eventually, rss_kib, stdout_lines, Daemon};
 use wf_integration_tests::{require_root, wfsandbox, PluginDir};
 use wf_protocol::control::{
     encode_stream_item, Call, ClientError, ControlError, Reply, StreamEndReason, StreamItem, ViolationsArgs,
@@ -54,13 +54,7 @@ fn the_cli_follows_one_plugins_violations_as_they_happen() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run the CLI");
-    let stdout = cli.stdout.take().expect("the CLI's stdout");
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let lines = stdout_lines(&mut cli);
     // Give the CLI time to subscribe; if it were late it would still print later violations.
     std::thread::sleep(Duration::from_millis(300));
     assert!(lines.try_recv().is_err(), "nothing was recorded yet, so nothing is printed");
