@@ -46,6 +46,14 @@ def read_frame(sock):
     return json.loads(body)
 
 
+def nested_lists(depth):
+    """A payload of `depth` nested lists: with the message object, one level over the cap."""
+    value = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 class Pair:
     """A fake supervisor socket and a connected plugin Channel."""
 
@@ -213,9 +221,7 @@ class PublishTest(unittest.TestCase):
         for bad in (float("nan"), {1, 2}, object()):
             with self.assertRaises(wfplugin.ProtocolError):
                 pair.channel.publish("t", bad)
-        deep = 1
-        for _ in range(wfplugin.MAX_JSON_DEPTH):
-            deep = [deep]
+        deep = nested_lists(wfplugin.MAX_JSON_DEPTH)
         roomy = Pair()
         self.addCleanup(roomy.close)
         with self.assertRaises(wfplugin.ProtocolError) as ctx:
@@ -416,9 +422,7 @@ class QueueTest(unittest.TestCase):
         with self.assertRaises(wfplugin.ProtocolError) as ctx:
             pair.channel.queue("t", "x" * 200)
         self.assertEqual(ctx.exception.kind, "oversized")
-        deep = 1
-        for _ in range(wfplugin.MAX_JSON_DEPTH):
-            deep = [deep]
+        deep = nested_lists(wfplugin.MAX_JSON_DEPTH)
         roomy = Pair()
         self.addCleanup(roomy.close)
         with self.assertRaises(wfplugin.ProtocolError) as ctx:

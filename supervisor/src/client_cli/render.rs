@@ -231,7 +231,12 @@ pub fn event_line(event: &EventItem) -> String {
 /// `TIME PLUGIN LAYER KIND ACTION RULE DETAIL` on one line (a followed violation: the
 /// columns of [`violations_table`], unaligned).
 pub fn violation_line(v: &Violation) -> String {
-    let cells = [
+    violation_cells(v).join(" ") + "\n"
+}
+
+/// One violation's columns, as the table and the followed lines show them.
+fn violation_cells(v: &Violation) -> Vec<String> {
+    vec![
         rfc3339_seconds(v.time_ms),
         escape(&v.plugin),
         escape(&v.layer),
@@ -239,25 +244,11 @@ pub fn violation_line(v: &Violation) -> String {
         escape(&v.action),
         escape(&v.rule),
         json_line(&v.detail),
-    ];
-    cells.join(" ") + "\n"
+    ]
 }
 
 pub fn violations_table(violations: &[Violation]) -> String {
-    let rows = violations
-        .iter()
-        .map(|v| {
-            vec![
-                rfc3339_seconds(v.time_ms),
-                escape(&v.plugin),
-                escape(&v.layer),
-                escape(&v.kind),
-                escape(&v.action),
-                escape(&v.rule),
-                json_line(&v.detail),
-            ]
-        })
-        .collect();
+    let rows = violations.iter().map(violation_cells).collect();
     table(&["TIME", "PLUGIN", "LAYER", "KIND", "ACTION", "RULE", "DETAIL"], rows)
 }
 
