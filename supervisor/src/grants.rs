@@ -69,6 +69,14 @@ pub fn check_publish(grants: &Grants, topic: &str) -> Result<(), Refusal> {
     Err(Refusal { reason: "topic not granted for writing", rule: WRITE_RULE.to_owned() })
 }
 
+impl Grants {
+    /// Does the read grant cover the topic, already known to be valid? (The broker checks the
+    /// topic once per event, then this once per reader.)
+    pub fn reads(&self, valid_topic: &str) -> bool {
+        self.read.matches(valid_topic)
+    }
+}
+
 /// May the plugin receive `topic`?
 pub fn check_delivery(grants: &Grants, topic: &str) -> Result<(), Refusal> {
     if !topic_is_valid(topic) {

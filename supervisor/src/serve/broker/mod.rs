@@ -22,7 +22,7 @@ mod tests;
 pub use inbox::{inbox, Frame, InboxReceiver, InboxSender, Offer, WRITE_BATCH_BYTES};
 pub use routes::PortId;
 
-use crate::grants::{self, Grants, Refusal, RefusedPattern, Subscriptions};
+use crate::grants::{Grants, Refusal, RefusedPattern, Subscriptions};
 use crate::topic_set::TopicSet;
 use routes::Routes;
 use std::collections::{HashMap, VecDeque};
@@ -30,6 +30,7 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use wf_policy::topic::topic_is_valid;
 use wf_protocol::control::EventCounters;
 use wf_protocol::ProtocolError;
 
@@ -87,6 +88,8 @@ pub enum PublishError {
     Oversized { len: u64, max: u32, payload_bytes: u64 },
     #[error("encoding the event frame: {0}")]
     Encode(ProtocolError),
+    #[error("invalid topic name")]
+    InvalidTopic,
 }
 
 /// A subscribe request's answer: the patterns refused one by one, or the whole request refused.
@@ -254,6 +257,11 @@ impl Broker {
     /// plugin subscribed to its topic but its publisher, and to every matching control
     /// subscription. Returns how many took it.
     pub fn publish(&self, event: EventRecord, from: Option<PortId>, max_frame_bytes: u32) -> Result<u32, PublishError> {
+        // Callers have checked it already (publish grants, the control verb); the broker does
+        // not route what it cannot match.
+        if !topic_is_valid(&event.topic) {
+            return Err(PublishError::InvalidTopic);
+        }
         let encoded =
             wf_protocol::encode_event_locating_payload(&event.topic, &event.payload, &event.sender, max_frame_bytes);
         let (frame, payload_at) = encoded.map_err(|e| match e {
@@ -348,7 +356,7 @@ fn offer_to_plugins(state: &mut State, event: &Arc<SharedEvent>, from: Option<Po
     for id in &state.recipients {
         let Some(port) = state.ports.get(id).filter(|_| Some(*id) != from) else { continue };
         // The subscription set is within the grant by construction; checked again all the same.
-        if grants::check_delivery(&port.grants, topic).is_err() {
+        if !port.grants.reads(topic) {
             continue;
         }
         let counter = match port.inbox.offer(&event.frame) {

@@ -145,6 +145,14 @@ fn an_event_whose_frame_would_pass_the_publishers_cap_is_refused() {
 }
 
 #[test]
+fn an_invalid_topic_is_not_routed_even_if_a_caller_forgot_to_check_it() {
+    let broker = Broker::new();
+    let (_, _, _rx) = plugin(&broker, "reader-1", &["t.*"], 65536);
+    assert!(matches!(broker.publish(event("t.A"), None, 65536), Err(PublishError::InvalidTopic)));
+    assert!(broker.lock().backlog.events.is_empty());
+}
+
+#[test]
 fn a_detached_plugin_is_no_longer_routed_to() {
     let broker = Broker::new();
     let (_, _, _rx) = plugin(&broker, "reader-1", &["t.a"], 65536);

@@ -310,7 +310,7 @@ impl Publisher<'_> {
                 let rule = self.ctx.grants.max_event_bytes.origin.pointer.clone();
                 let bytes = match e {
                     PublishError::Oversized { payload_bytes, .. } => payload_bytes,
-                    PublishError::Encode(_) => 0,
+                    PublishError::Encode(_) | PublishError::InvalidTopic => 0,
                 };
                 let detail = serde_json::json!({
                     "topic": bounded_text(&kept), "direction": "publish", "bytes": bytes, "reason": e.to_string(),
